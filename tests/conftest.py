@@ -1,0 +1,23 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.tinymodel import export_tiny
+
+
+@pytest.fixture(scope="session")
+def tiny_onnx(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A 2-layer, 32-unit char LSTM trained for a moment and exported to the contract."""
+    return export_tiny(tmp_path_factory.mktemp("models") / "tiny-lstm.onnx")
+
+
+@pytest.fixture(scope="session")
+def tiny_onnx_gru(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return export_tiny(tmp_path_factory.mktemp("models") / "tiny-gru.onnx", cell="gru")
+
+
+@pytest.fixture(scope="session")
+def tiny_onnx_word(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return export_tiny(tmp_path_factory.mktemp("models") / "tiny-word.onnx", level="word")

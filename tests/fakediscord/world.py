@@ -1,0 +1,362 @@
+"""The fake guild: users, roles, channels, permissions and their Discord payloads.
+
+Ids are fixed small snowflakes so tests can name them; messages and interactions get time-based
+ids from :class:`~tests.fakediscord.wire.Snowflakes`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from .wire import JSON
+
+
+class Perm:
+    """Permission bits (https://discord.com/developers/docs/topics/permissions)."""
+
+    CREATE_INSTANT_INVITE = 1 << 0
+    ADMINISTRATOR = 1 << 3
+    MANAGE_CHANNELS = 1 << 4
+    MANAGE_GUILD = 1 << 5
+    ADD_REACTIONS = 1 << 6
+    VIEW_CHANNEL = 1 << 10
+    SEND_MESSAGES = 1 << 11
+    MANAGE_MESSAGES = 1 << 13
+    EMBED_LINKS = 1 << 14
+    ATTACH_FILES = 1 << 15
+    READ_MESSAGE_HISTORY = 1 << 16
+    MENTION_EVERYONE = 1 << 17
+    USE_EXTERNAL_EMOJIS = 1 << 18
+    CHANGE_NICKNAME = 1 << 26
+    USE_APPLICATION_COMMANDS = 1 << 31
+    SEND_MESSAGES_IN_THREADS = 1 << 38
+    # Administrators and the guild owner get every bit Discord defines.
+    ALL = (1 << 51) - 1
+
+    EVERYONE_DEFAULT = (
+        CREATE_INSTANT_INVITE
+        | ADD_REACTIONS
+        | VIEW_CHANNEL
+        | SEND_MESSAGES
+        | EMBED_LINKS
+        | ATTACH_FILES
+        | READ_MESSAGE_HISTORY
+        | USE_EXTERNAL_EMOJIS
+        | CHANGE_NICKNAME
+        | USE_APPLICATION_COMMANDS
+        | SEND_MESSAGES_IN_THREADS
+    )
+
+
+class Intent:
+    """Gateway intent bits; the privileged ones must be enabled for the application."""
+
+    GUILDS = 1 << 0
+    GUILD_MEMBERS = 1 << 1
+    GUILD_PRESENCES = 1 << 8
+    GUILD_MESSAGES = 1 << 9
+    DIRECT_MESSAGES = 1 << 12
+    MESSAGE_CONTENT = 1 << 15
+    PRIVILEGED = GUILD_MEMBERS | GUILD_PRESENCES | MESSAGE_CONTENT
+
+
+JOINED_AT = "2024-01-01T00:00:00+00:00"
+
+
+@dataclass(frozen=True)
+class FakeUser:
+    id: int
+    username: str
+    bot: bool = False
+    global_name: str | None = None
+
+    @property
+    def mention(self) -> str:
+        return f"<@{self.id}>"
+
+    def payload(self) -> JSON:
+        return {
+            "id": str(self.id),
+            "username": self.username,
+            "discriminator": "0",
+            "global_name": self.global_name,
+            "avatar": None,
+            "bot": self.bot,
+            "system": False,
+            "public_flags": 0,
+        }
+
+
+@dataclass(frozen=True)
+class FakeRole:
+    id: int
+    name: str
+    permissions: int
+    position: int = 0
+    bot_id: int | None = None  # a bot's managed role
+
+    @property
+    def mention(self) -> str:
+        return f"<@&{self.id}>"
+
+    def payload(self) -> JSON:
+        data: JSON = {
+            "id": str(self.id),
+            "name": self.name,
+            "permissions": str(self.permissions),
+            "position": self.position,
+            "color": 0,
+            "colors": {"primary_color": 0, "secondary_color": None, "tertiary_color": None},
+            "hoist": False,
+            "managed": self.bot_id is not None,
+            "mentionable": False,
+            "icon": None,
+            "unicode_emoji": None,
+            "flags": 0,
+        }
+        if self.bot_id is not None:
+            data["tags"] = {"bot_id": str(self.bot_id)}
+        return data
+
+
+@dataclass(frozen=True)
+class FakeMember:
+    user: FakeUser
+    role_ids: tuple[int, ...] = ()
+    nick: str | None = None
+
+    def payload(self, *, with_user: bool = True, permissions: int | None = None) -> JSON:
+        data: JSON = {
+            "roles": [str(r) for r in self.role_ids],
+            "nick": self.nick,
+            "avatar": None,
+            "joined_at": JOINED_AT,
+            "premium_since": None,
+            "deaf": False,
+            "mute": False,
+            "pending": False,
+            "flags": 0,
+            "communication_disabled_until": None,
+        }
+        if with_user:
+            data["user"] = self.user.payload()
+        if permissions is not None:
+            data["permissions"] = str(permissions)
+        return data
+
+
+@dataclass
+class FakeChannel:
+    id: int
+    name: str
+    position: int = 0
+    type: int = 0  # GUILD_TEXT
+    topic: str | None = None
+    # target id (role or member) -> (allow, deny); mutate before the bot connects.
+    overwrites: dict[int, tuple[int, int]] = field(default_factory=dict)
+
+    @property
+    def mention(self) -> str:
+        return f"<#{self.id}>"
+
+
+@dataclass
+class FakeGuild:
+    id: int
+    name: str
+    owner_id: int
+    roles: list[FakeRole]
+    members: list[FakeMember]
+    channels: list[FakeChannel]
+
+    def member(self, user_id: int) -> FakeMember | None:
+        return next((m for m in self.members if m.user.id == user_id), None)
+
+    def role(self, role_id: int) -> FakeRole | None:
+        return next((r for r in self.roles if r.id == role_id), None)
+
+    def channel(self, channel_id: int) -> FakeChannel | None:
+        return next((c for c in self.channels if c.id == channel_id), None)
+
+    def base_permissions(self, user_id: int) -> int:
+        """Guild-level permissions: @everyone plus the member's roles; owner/admin get all."""
+        member = self.member(user_id)
+        if member is None:
+            return 0
+        if user_id == self.owner_id:
+            return Perm.ALL
+        everyone = self.role(self.id)
+        perms = everyone.permissions if everyone else 0
+        for role_id in member.role_ids:
+            role = self.role(role_id)
+            if role is not None:
+                perms |= role.permissions
+        return Perm.ALL if perms & Perm.ADMINISTRATOR else perms
+
+    def channel_permissions(self, user_id: int, channel_id: int) -> int:
+        """Discord's overwrite order: @everyone, then all role overwrites, then the member's."""
+        perms = self.base_permissions(user_id)
+        member = self.member(user_id)
+        channel = self.channel(channel_id)
+        if member is None or channel is None or perms == Perm.ALL:
+            return perms
+
+        def apply(perms: int, target: int) -> int:
+            allow, deny = channel.overwrites.get(target, (0, 0))
+            return (perms & ~deny) | allow
+
+        perms = apply(perms, self.id)
+        role_allow = role_deny = 0
+        for role_id in member.role_ids:
+            allow, deny = channel.overwrites.get(role_id, (0, 0))
+            role_allow |= allow
+            role_deny |= deny
+        perms = (perms & ~role_deny) | role_allow
+        perms = apply(perms, user_id)
+        # Without View Channel nothing else applies.
+        return perms if perms & Perm.VIEW_CHANNEL else 0
+
+    def channel_payload(self, channel: FakeChannel, *, for_user: int | None = None) -> JSON:
+        data: JSON = {
+            "id": str(channel.id),
+            "type": channel.type,
+            "guild_id": str(self.id),
+            "name": channel.name,
+            "position": channel.position,
+            "topic": channel.topic,
+            "nsfw": False,
+            "parent_id": None,
+            "last_message_id": None,
+            "rate_limit_per_user": 0,
+            "flags": 0,
+            "permission_overwrites": [
+                {
+                    "id": str(target),
+                    "type": 0 if self.role(target) is not None else 1,
+                    "allow": str(allow),
+                    "deny": str(deny),
+                }
+                for target, (allow, deny) in channel.overwrites.items()
+            ],
+        }
+        if for_user is not None:
+            # Interaction payloads carry the invoking user's computed permissions.
+            data["permissions"] = str(self.channel_permissions(for_user, channel.id))
+        return data
+
+    def payload(self, *, members: list[FakeMember]) -> JSON:
+        """A GUILD_CREATE payload; Discord only sends some members (see Gateway)."""
+        return {
+            "id": str(self.id),
+            "name": self.name,
+            "icon": None,
+            "splash": None,
+            "discovery_splash": None,
+            "banner": None,
+            "description": None,
+            "owner_id": str(self.owner_id),
+            "afk_channel_id": None,
+            "afk_timeout": 300,
+            "verification_level": 0,
+            "default_message_notifications": 1,
+            "explicit_content_filter": 0,
+            "mfa_level": 0,
+            "nsfw_level": 0,
+            "premium_tier": 0,
+            "premium_subscription_count": 0,
+            "preferred_locale": "en-US",
+            "system_channel_id": None,
+            "system_channel_flags": 0,
+            "rules_channel_id": None,
+            "public_updates_channel_id": None,
+            "features": [],
+            "roles": [r.payload() for r in self.roles],
+            "emojis": [],
+            "stickers": [],
+            "joined_at": JOINED_AT,
+            "large": False,
+            "unavailable": False,
+            "member_count": len(self.members),
+            "members": [m.payload() for m in members],
+            "channels": [self.channel_payload(c) for c in self.channels],
+            "threads": [],
+            "presences": [],
+            "voice_states": [],
+            "stage_instances": [],
+            "guild_scheduled_events": [],
+            "soundboard_sounds": [],
+        }
+
+
+@dataclass
+class World:
+    """Everything the fake Discord knows: one application, its bot, one guild and its people."""
+
+    application_id: int
+    bot: FakeUser
+    owner: FakeUser  # application owner and guild owner; has the Admin role too
+    moderator: FakeUser  # has Manage Channels
+    member: FakeUser  # plain member: no Manage Channels
+    other_bot: FakeUser
+    guild: FakeGuild
+    general: FakeChannel
+    random: FakeChannel
+
+    @property
+    def users(self) -> list[FakeUser]:
+        return [m.user for m in self.guild.members]
+
+    def user(self, user_id: int) -> FakeUser | None:
+        return next((u for u in self.users if u.id == user_id), None)
+
+
+def default_world() -> World:
+    """One guild with two text channels and five members (see the table in ``__init__``)."""
+    guild_id = 1_000_000_000_000_000_001
+    app_id = 1_000_000_000_000_000_100
+    bot = FakeUser(app_id, "charbot", bot=True)
+    owner = FakeUser(1_000_000_000_000_000_201, "owner", global_name="The Owner")
+    moderator = FakeUser(1_000_000_000_000_000_202, "moderator", global_name="Mod")
+    member = FakeUser(1_000_000_000_000_000_203, "member", global_name="Just A Member")
+    other_bot = FakeUser(1_000_000_000_000_000_204, "otherbot", bot=True)
+
+    everyone = FakeRole(guild_id, "@everyone", Perm.EVERYONE_DEFAULT, position=0)
+    admin = FakeRole(1_000_000_000_000_000_301, "Admin", Perm.ADMINISTRATOR, position=3)
+    mods = FakeRole(1_000_000_000_000_000_302, "Moderators", Perm.MANAGE_CHANNELS, position=2)
+    bot_role = FakeRole(
+        1_000_000_000_000_000_303,
+        "charbot",
+        Perm.EVERYONE_DEFAULT | Perm.MANAGE_MESSAGES,
+        position=1,
+        bot_id=bot.id,
+    )
+    other_bot_role = FakeRole(
+        1_000_000_000_000_000_304, "otherbot", Perm.EVERYONE_DEFAULT, position=1, bot_id=other_bot.id
+    )
+    general = FakeChannel(1_000_000_000_000_000_401, "general", position=0, topic="chat")
+    random = FakeChannel(1_000_000_000_000_000_402, "random", position=1)
+    guild = FakeGuild(
+        id=guild_id,
+        name="Charbot Test Guild",
+        owner_id=owner.id,
+        roles=[everyone, admin, mods, bot_role, other_bot_role],
+        members=[
+            FakeMember(bot, (bot_role.id,)),
+            FakeMember(owner, (admin.id,)),
+            FakeMember(moderator, (mods.id,)),
+            FakeMember(member),
+            FakeMember(other_bot, (other_bot_role.id,)),
+        ],
+        channels=[general, random],
+    )
+    return World(
+        application_id=app_id,
+        bot=bot,
+        owner=owner,
+        moderator=moderator,
+        member=member,
+        other_bot=other_bot,
+        guild=guild,
+        general=general,
+        random=random,
+    )
