@@ -19,8 +19,9 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 import torch
+from onnxruntime.capi import onnxruntime_pybind11_state as ort_state
 
-from exporter.errors import ExportError
+from exporter.errors import CheckpointError, ExportError
 from models import contract
 from models.charrnn import CharRNN
 from models.tokenizers import Tokenizer
@@ -28,6 +29,11 @@ from models.tokenizers import Tokenizer
 log = logging.getLogger(__name__)
 
 OPSET = 17
+
+# Errors onnxruntime raises from its C++ core; none of them derives from a Python builtin error.
+ORT_ERRORS: tuple[type[Exception], ...] = tuple(
+    obj for obj in vars(ort_state).values() if isinstance(obj, type) and issubclass(obj, Exception)
+)
 
 
 def model_metadata(model: CharRNN) -> dict[str, Any]:
@@ -156,7 +162,7 @@ def verify_parity(
 ) -> ParityReport:
     """Compare ONNX Runtime with PyTorch on random tokens and states, whole and in chunks."""
     model = model.cpu().eval()
-    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    session = open_session(path)
     gen = torch.Generator().manual_seed(seed)
     cases = []
     for batch in batches:
@@ -166,7 +172,40 @@ def verify_parity(
         with torch.no_grad():
             expected, _ = model(tokens, state)
         for chunks in chunk_counts:
-            got = _run_in_chunks(session, tokens.numpy(), state.numpy(), chunks)
+            try:
+                got = _run_in_chunks(session, tokens.numpy(), state.numpy(), chunks)
+            except ORT_ERRORS as exc:
+                raise ExportError(f"ONNX Runtime cannot run {path} on this model's inputs") from exc
+            if got.shape != expected.shape:
+                raise ExportError(
+                    f"{path} gives logits of shape {got.shape} where the model gives "
+                    f"{tuple(expected.shape)}"
+                )
             diff = float(np.abs(got - expected.numpy()).max())
             cases.append(ParityCase(batch, time, chunks, diff))
     return ParityReport(cases, tolerance)
+
+
+def open_session(path: Path) -> ort.InferenceSession:
+    """An ONNX Runtime CPU session; a missing or unreadable file is a CheckpointError."""
+    if not path.is_file():
+        raise CheckpointError(f"model file {path} does not exist")
+    try:
+        return ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    except ORT_ERRORS as exc:
+        raise CheckpointError(f"{path} is not a readable ONNX model") from exc
+
+
+def read_metadata(path: Path, session: ort.InferenceSession | None = None) -> dict[str, str]:
+    """The file's `metadata_props`; a file without the contract's keys is a CheckpointError."""
+    session = session or open_session(path)
+    meta: dict[str, str] = dict(session.get_modelmeta().custom_metadata_map)
+    missing = [key for key in contract.REQUIRED_METADATA if key not in meta]
+    if missing:
+        raise CheckpointError(f"{path} is not a charbot model: it lacks {', '.join(missing)}")
+    if meta[contract.META_FORMAT] != str(contract.FORMAT_VERSION):
+        raise CheckpointError(
+            f"{path} has model format {meta[contract.META_FORMAT]!r}; this exporter reads format "
+            f"{contract.FORMAT_VERSION}"
+        )
+    return meta

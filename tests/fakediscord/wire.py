@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from aiohttp import web
+from aiohttp import BodyPartReader, web
 
 JSON = dict[str, Any]
 
@@ -107,7 +107,7 @@ async def read_body(request: web.Request) -> Body:
         body = Body()
         reader = await request.multipart()
         async for part in reader:
-            if not isinstance(part, web.BodyPartReader):  # nested multipart: never sent
+            if not isinstance(part, BodyPartReader):  # nested multipart: never sent
                 continue
             raw = await part.read()
             if part.name == "payload_json":
@@ -124,3 +124,25 @@ async def read_body(request: web.Request) -> Body:
         return body
     text = await request.text()
     return Body(json=json.loads(text) if text else None)
+
+
+@dataclass
+class Call:
+    """One routed REST request: path parameters and the decoded body."""
+
+    request: web.Request
+    method: str
+    path: str
+    params: dict[str, str]
+    body: Body
+
+    @property
+    def json(self) -> JSON:
+        return self.body.json if isinstance(self.body.json, dict) else {}
+
+    def int(self, name: str) -> int:
+        return int(self.params[name])
+
+    @property
+    def query(self) -> dict[str, str]:
+        return dict(self.request.query)

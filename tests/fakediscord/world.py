@@ -331,7 +331,11 @@ def default_world() -> World:
         bot_id=bot.id,
     )
     other_bot_role = FakeRole(
-        1_000_000_000_000_000_304, "otherbot", Perm.EVERYONE_DEFAULT, position=1, bot_id=other_bot.id
+        1_000_000_000_000_000_304,
+        "otherbot",
+        Perm.EVERYONE_DEFAULT,
+        position=1,
+        bot_id=other_bot.id,
     )
     general = FakeChannel(1_000_000_000_000_000_401, "general", position=0, topic="chat")
     random = FakeChannel(1_000_000_000_000_000_402, "random", position=1)

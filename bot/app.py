@@ -1,0 +1,177 @@
+"""The Discord application: a `commands.Bot` given its services, which loads the plugins.
+
+Plugins reach the shared services through the bot object: `bot.config`, `bot.settings` (the
+per-channel store), `bot.settings_registry`, `bot.models` (the generation backends by name) and
+`bot.completions` (the per-channel completion service). Nothing is global.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import discord
+import yarl
+from discord.ext import commands
+
+from bot.backends import ModelRegistry
+from bot.completions import CompletionService
+from bot.config import Config
+from bot.errors import CharbotError
+from bot.plugins import PluginSource, allowed_plugins
+from bot.settings import SettingsRegistry, SettingsStore
+
+log = logging.getLogger(__name__)
+
+
+class PluginError(CharbotError):
+    """A plugin that is not allowed, not found, or that failed to load or unload."""
+
+
+def point_discord_at(api_base: str | None, gateway_url: str | None) -> None:
+    """Send discord.py's REST and gateway traffic to a proxy (or the test server) when configured.
+
+    discord.py builds every REST URL from `Route.BASE` and connects a plain client to
+    `DiscordWebSocket.DEFAULT_GATEWAY`; both are class attributes, so this is process-wide.
+    """
+    if api_base:
+        discord.http.Route.BASE = api_base.rstrip("/")
+    if gateway_url:
+        discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY = yarl.URL(gateway_url)
+
+
+class CharBot(commands.Bot):
+    def __init__(
+        self,
+        config: Config,
+        *,
+        settings: SettingsStore,
+        settings_registry: SettingsRegistry,
+        models: ModelRegistry,
+        sync_global: bool = False,
+        **client_options: Any,
+    ) -> None:
+        # Mentions carry their content without the privileged message-content intent.
+        intents = discord.Intents.default()
+        super().__init__(
+            command_prefix=commands.when_mentioned,
+            help_command=None,
+            intents=intents,
+            # Generated text must never ping @everyone, a role or a user.
+            allowed_mentions=discord.AllowedMentions.none(),
+            owner_ids=set(config.discord.owner_ids) or None,
+            **client_options,
+        )
+        self.config = config
+        self.settings = settings
+        self.settings_registry = settings_registry
+        self.models = models
+        self.completions = CompletionService(self)
+        self.sync_global = sync_global or config.discord.sync_global
+        self.accepting = True  # False once shutdown starts: no new work
+        self.plugin_sources: dict[str, PluginSource] = allowed_plugins(
+            list(config.plugins.enabled), config.plugins.entry_points
+        )
+        self.plugin_failures: dict[str, str] = {}
+
+    # -- start-up -------------------------------------------------------------------------
+
+    async def setup_hook(self) -> None:
+        await self.prepare()
+        await self.sync_commands()
+
+    async def prepare(self) -> None:
+        """Load the plugins, then the models (a plugin may bring a model's backend kind)."""
+        for name in self.plugin_sources:
+            try:
+                await self.load_plugin(name)
+            except PluginError as exc:
+                # One broken plugin must not keep the others (or the bot) from running.
+                log.error("%s", exc)
+        await self.start_models()
+
+    async def start_models(self) -> None:
+        for name, spec in self.config.models.models.items():
+            try:
+                await self.models.start(name, spec.backend, Path(spec.path))
+            except CharbotError as exc:
+                log.error("model %r not loaded: %s", name, exc)
+
+    async def sync_commands(self) -> None:
+        """Sync to the test guild when one is configured; globally only when asked to.
+
+        Global sync is rate-limited and slow to propagate, so it never happens on every start.
+        """
+        guild_id = self.config.discord.test_guild_id
+        if guild_id is not None:
+            guild = discord.Object(id=guild_id)
+            self.tree.copy_global_to(guild=guild)
+            synced = await self.tree.sync(guild=guild)
+            log.info("synced %d commands to guild %d", len(synced), guild_id)
+        if self.sync_global:
+            synced = await self.tree.sync()
+            log.info("synced %d commands globally", len(synced))
+
+    # -- plugins --------------------------------------------------------------------------
+
+    async def load_plugin(self, name: str) -> None:
+        source = self._allowed(name)
+        try:
+            await self.load_extension(source.module)
+        except commands.ExtensionAlreadyLoaded as exc:
+            raise PluginError(f"Plugin {name!r} is already loaded.") from exc
+        except commands.ExtensionError as exc:
+            cause = exc.__cause__ or exc
+            self.plugin_failures[name] = f"{type(cause).__name__}: {cause}"
+            raise PluginError(f"Plugin {name!r} ({source.origin}) failed to load: {cause}") from exc
+        self.plugin_failures.pop(name, None)
+        log.info("plugin %r loaded from %s", name, source.origin)
+
+    async def unload_plugin(self, name: str) -> None:
+        source = self._allowed(name)
+        try:
+            await self.unload_extension(source.module)
+        except commands.ExtensionNotLoaded as exc:
+            raise PluginError(f"Plugin {name!r} is not loaded.") from exc
+        log.info("plugin %r unloaded", name)
+
+    async def reload_plugin(self, name: str) -> None:
+        source = self._allowed(name)
+        try:
+            await self.reload_extension(source.module)
+        except commands.ExtensionNotLoaded:
+            await self.load_plugin(name)
+        except commands.ExtensionError as exc:
+            # discord.py's reload rolls back to the old module on failure.
+            raise PluginError(f"Plugin {name!r} failed to reload: {exc.__cause__ or exc}") from exc
+
+    def loaded_plugins(self) -> list[str]:
+        return [n for n, s in self.plugin_sources.items() if s.module in self.extensions]
+
+    def _allowed(self, name: str) -> PluginSource:
+        source = self.plugin_sources.get(name)
+        if source is None:
+            raise PluginError(
+                f"There is no plugin named {name!r}; plugins load only from the config's list and "
+                f"the {'charbot.plugins'!r} entry points: {', '.join(self.plugin_sources)}."
+            )
+        return source
+
+    # -- events and shutdown -----------------------------------------------------------------
+
+    async def on_message(self, message: discord.Message) -> None:
+        # No prefix commands: the completion plugin's listener answers mentions.
+        return
+
+    async def close(self) -> None:
+        """Graceful: refuse new work, let the work in flight finish, then disconnect."""
+        if self.accepting:
+            self.accepting = False
+            log.info("shutting down: finishing the requests in flight")
+            # Handlers whose generation is running finish and send their answers (or tell the
+            # user) while the connection is still up; then the backends close.
+            await self.completions.drain(self.config.engine.timeout_seconds)
+            await self.models.close()
+        await super().close()
+        await self.settings.close()

@@ -1,0 +1,56 @@
+"""The bot's errors: one hierarchy for the whole `bot` package (httpx `_exceptions.py` style).
+
+Every message is a sentence a user or an operator can read as it is. Errors from onnxruntime
+(and later sqlite and discord) are converted where they enter, with `raise ... from exc`.
+
+CharbotError
+ ├── ModelLoadError            a model file that is missing, unreadable or breaks the contract
+ ├── ProviderError             an execution provider that was asked for but is not available
+ └── GenerationError           a request that could not be served
+      ├── InvalidParamsError   bad generation parameters or prompt (the message says which)
+      ├── EngineBusyError      the queue is full: busy, try again
+      ├── EngineClosedError    the engine is shut down (or shutting down)
+      ├── RequestTimeoutError  the request ran past its time limit
+      └── WorkerError          a worker failed while running the request
+
+(Settings, config and plugin errors are added here by their packages, as further subclasses of
+CharbotError.)
+"""
+
+from __future__ import annotations
+
+
+class CharbotError(Exception):
+    """Base of every error the bot reports to a user or an operator."""
+
+
+class ModelLoadError(CharbotError):
+    """A model file that cannot be served: missing, not ONNX, or breaking the contract."""
+
+
+class ProviderError(CharbotError):
+    """An execution provider (e.g. CUDA) that was asked for but that ONNX Runtime cannot give."""
+
+
+class GenerationError(CharbotError):
+    """A generation request that could not be served."""
+
+
+class InvalidParamsError(GenerationError):
+    """Generation parameters or a prompt outside what is allowed."""
+
+
+class EngineBusyError(GenerationError):
+    """Every batch slot and queue place is taken; the request was refused at once."""
+
+
+class EngineClosedError(GenerationError):
+    """The engine is closed or closing and takes no new work."""
+
+
+class RequestTimeoutError(GenerationError):
+    """A request that ran past its time limit; it was removed from its batch."""
+
+
+class WorkerError(GenerationError):
+    """A worker failed while running a request; the pool lives on."""

@@ -1,0 +1,39 @@
+"""Text generation: the ONNX char-RNN engine, its sampling and batching worker pool, and the
+`GenerationBackend` interface other backends implement.
+
+    engine = await Engine.start(path, EngineConfig(workers=2))
+    completion = await engine.complete("ROMEO:", GenerationParams(temperature=0.5, seed=1))
+    async for chunk in engine.stream("JULIET:", GenerationParams(max_length=200)):
+        ...
+    await engine.close()
+"""
+
+from bot.generation.backend import (
+    BackendStats,
+    Completion,
+    FinishReason,
+    GenerationBackend,
+    ModelInfo,
+    StreamChunk,
+)
+from bot.generation.params import (
+    EngineConfig,
+    GenerationLimits,
+    GenerationParams,
+    Provider,
+    validate_prompt,
+)
+
+__all__ = [
+    "BackendStats",
+    "Completion",
+    "EngineConfig",
+    "FinishReason",
+    "GenerationBackend",
+    "GenerationLimits",
+    "GenerationParams",
+    "ModelInfo",
+    "Provider",
+    "StreamChunk",
+    "validate_prompt",
+]

@@ -1,0 +1,100 @@
+"""The interface every generation backend offers the rest of the bot.
+
+The ONNX engine (`bot.generation.engine.Engine`) is the built-in backend; plugins may bring others
+(e.g. a Markov chain). Plugins talk to `GenerationBackend` only, never to a concrete engine.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, Protocol, runtime_checkable
+
+from bot.generation.params import GenerationParams
+
+FinishReason = Literal["length", "stop"]
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """What is being served. For an ONNX model all of it comes from the file's metadata except
+    `provider`: what ONNX Runtime reports it actually uses (e.g. "CPUExecutionProvider")."""
+
+    name: str  # the file's stem, e.g. "shakespeare"
+    path: Path | None
+    cell: str  # "lstm" | "gru" | "rnn" (another backend may say e.g. "markov")
+    layers: int
+    hidden: int
+    embedding: int
+    vocab_size: int
+    level: str  # "char" | "word"
+    parameters: int
+    training: Mapping[str, Any] = field(default_factory=dict)  # the file's provenance
+    provider: str = "CPUExecutionProvider"
+
+
+@dataclass(frozen=True)
+class Completion:
+    """One finished request. `text` is the generated text only: no prompt, no stop sequence."""
+
+    text: str
+    prompt: str
+    tokens: int  # tokens generated (including any that made up the stop sequence)
+    finish_reason: FinishReason  # "length": max_length reached; "stop": a stop sequence
+    unknown: tuple[str, ...]  # prompt pieces the vocabulary could not encode (see the policy)
+    model: str  # ModelInfo.name of the model that generated it
+    seconds: float  # from the request's arrival to its end, queueing included
+
+
+@dataclass(frozen=True)
+class StreamChunk:
+    """A piece of a streamed text. The last chunk carries the `Completion` (its text may be "")."""
+
+    text: str
+    completion: Completion | None = None
+
+
+@dataclass(frozen=True)
+class BackendStats:
+    queue_depth: int  # requests waiting for a batch slot
+    active_requests: int  # requests in a batch now
+    requests_served: int  # requests completed since start
+    characters_generated: int  # since start
+    chars_per_second: float  # over the last `stats_window` seconds
+    requests_failed: int = 0  # failed, timed out or cancelled since start
+
+
+@runtime_checkable
+class GenerationBackend(Protocol):
+    """A loaded model that serves requests concurrently.
+
+    Errors are `bot.errors.GenerationError` subclasses (`InvalidParamsError`, `EngineBusyError`,
+    `EngineClosedError`, `RequestTimeoutError`, `WorkerError`), and `ModelLoadError` from `reload`.
+    Cancelling the awaiting task (or leaving an `async for` over `stream`) cancels the request.
+    """
+
+    @property
+    def info(self) -> ModelInfo: ...
+
+    async def complete(
+        self, prompt: str, params: GenerationParams | None = None, *, timeout: float | None = None
+    ) -> Completion:
+        """Generate a whole text. `timeout` (seconds) overrides the backend's default."""
+        ...
+
+    def stream(
+        self, prompt: str, params: GenerationParams | None = None, *, timeout: float | None = None
+    ) -> AsyncIterator[StreamChunk]:
+        """Generate a text piece by piece, as an async iterator of chunks."""
+        ...
+
+    async def reload(self, path: Path | str) -> ModelInfo:
+        """Serve a new model file; requests in flight finish on the old one."""
+        ...
+
+    def stats(self) -> BackendStats: ...
+
+    async def close(self) -> None:
+        """Refuse new work; let in-flight requests finish (or fail them after a drain timeout)."""
+        ...

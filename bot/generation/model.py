@@ -1,0 +1,286 @@
+"""Load a contract `.onnx` file into an ONNX Runtime session, checking it against the contract.
+
+Everything the engine needs comes from the file: the tokenizer, the network's shape and the
+training provenance (`models.contract`). A file that breaks the contract is refused with one
+sentence naming the file and the fault (`ModelLoadError`); a provider that cannot be had is a
+`ProviderError`. The execution provider reported is the one ONNX Runtime says it uses.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import onnxruntime as ort
+from onnxruntime.capi import onnxruntime_pybind11_state as _ort_state
+
+from bot.errors import ModelLoadError, ProviderError
+from bot.generation.backend import ModelInfo
+from bot.generation.params import Provider
+from models import contract
+from models.tokenizers import Tokenizer, TokenizerError, tokenizer_from_json
+
+log = logging.getLogger(__name__)
+
+CUDA = "CUDAExecutionProvider"
+CPU = "CPUExecutionProvider"
+
+#: What ONNX Runtime raises: its pybind exceptions derive from Exception directly, and its Python
+#: wrapper raises RuntimeError/ValueError. Converted to bot errors where they enter.
+ORT_ERRORS: tuple[type[Exception], ...] = (
+    *(
+        obj
+        for obj in vars(_ort_state).values()
+        if isinstance(obj, type) and issubclass(obj, Exception)
+    ),
+    RuntimeError,
+    ValueError,
+)
+
+#: The token that starts a text when the prompt is empty: a newline where the vocabulary has one
+#: (texts and turns begin after a line break), else id 0.
+START_TOKEN = "\n"
+
+_EXPECTED_INPUTS = {
+    contract.INPUT_TOKENS: ("tensor(int64)", 2),
+    contract.INPUT_STATE: ("tensor(float)", 3),
+}
+_EXPECTED_OUTPUTS = {
+    contract.OUTPUT_LOGITS: ("tensor(float)", 3),
+    contract.OUTPUT_STATE: ("tensor(float)", 3),
+}
+
+
+def choose_providers(requested: Provider, available: Sequence[str]) -> list[str]:
+    """The provider list to ask ONNX Runtime for: CUDA first where wanted and offered."""
+    if requested == "cpu":
+        return [CPU]
+    if CUDA in available:
+        return [CUDA, CPU]
+    if requested == "cuda":
+        raise ProviderError(
+            "CUDA was asked for, but this ONNX Runtime offers only "
+            f"{', '.join(available) or 'no providers'}; install onnxruntime-gpu or use 'cpu'."
+        )
+    return [CPU]
+
+
+def session_options(intra_op_threads: int) -> ort.SessionOptions:
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = intra_op_threads
+    options.inter_op_num_threads = 1
+    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options.log_severity_level = 3  # errors only: a CUDA fallback is reported by us, not stderr
+    return options
+
+
+def create_session(
+    path: Path, providers: list[str], options: ort.SessionOptions
+) -> ort.InferenceSession:
+    """Open an ONNX Runtime session (a seam: tests replace it to fake or slow a session)."""
+    return ort.InferenceSession(str(path), sess_options=options, providers=providers)
+
+
+@dataclass(frozen=True, eq=False)
+class LoadedModel:
+    """A session with its tokenizer: one model file, ready to prime and step.
+
+    `eq=False`: identity is what tells batches of different models apart during a hot swap.
+    """
+
+    session: Any  # ort.InferenceSession (or a test's stand-in)
+    tokenizer: Tokenizer
+    info: ModelInfo
+    state_layers: int  # layers * k: the first dimension of the state
+    start_id: int
+    banned_id: int | None  # the unknown token, never sampled
+    pieces: tuple[str, ...]  # the text of each token id
+
+    @property
+    def vocab_size(self) -> int:
+        return len(self.pieces)
+
+    def zero_state(self, batch: int) -> np.ndarray:
+        """The start of a text: (layers * k, batch, hidden) zeros."""
+        return np.zeros((self.state_layers, batch, self.info.hidden), dtype=np.float32)
+
+    def run(self, tokens: np.ndarray, state: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """tokens (B, T) int64, state (layers * k, B, H) -> logits (B, T, V), state_out."""
+        logits, state_out = self.session.run(
+            contract.OUTPUT_NAMES,
+            {contract.INPUT_TOKENS: tokens, contract.INPUT_STATE: state},
+        )
+        return logits, state_out
+
+    def prime(self, ids: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
+        """Feed a whole prompt from the zero state in one call: last logits (V,), state (L*k, 1, H)."""
+        tokens = np.asarray(ids, dtype=np.int64).reshape(1, -1)
+        logits, state = self.run(tokens, self.zero_state(1))
+        return logits[0, -1], state
+
+
+def load_model(
+    path: Path | str, provider: Provider = "auto", intra_op_threads: int = 1
+) -> LoadedModel:
+    """Open `path` and check it against the contract. Blocking: call it off the event loop."""
+    path = Path(path)
+    if not path.is_file():
+        raise ModelLoadError(f"The model file {path} does not exist.")
+    providers = choose_providers(provider, ort.get_available_providers())
+    try:
+        session = create_session(path, providers, session_options(intra_op_threads))
+    except ORT_ERRORS as exc:
+        raise ModelLoadError(f"{path} is not a readable ONNX model: {_first_line(exc)}") from exc
+
+    in_use = session.get_providers()[0]
+    if provider == "cuda" and in_use != CUDA:
+        raise ProviderError(
+            f"CUDA was asked for {path}, but ONNX Runtime fell back to {in_use}; "
+            "check the CUDA and cuDNN installation or use 'cpu'."
+        )
+    if provider == "auto" and providers[0] == CUDA and in_use != CUDA:
+        log.warning("CUDA is offered but %s fell back to %s", path.name, in_use)
+
+    meta = dict(session.get_modelmeta().custom_metadata_map)
+    _check_format(path, meta)
+    tokenizer = _tokenizer(path, meta)
+    model_meta = _json_object(path, meta, contract.META_MODEL)
+    training = _json_object(path, meta, contract.META_TRAINING)
+    cell, layers, hidden, embedding, parameters = _network(path, model_meta)
+    state_layers = layers * contract.state_factor(cell)
+    declared_vocab = model_meta.get("vocab_size")
+    if declared_vocab is not None and declared_vocab != tokenizer.vocab_size:
+        raise ModelLoadError(
+            f"{path} declares a vocabulary of {declared_vocab} tokens, but its tokenizer "
+            f"has {tokenizer.vocab_size}."
+        )
+    _check_tensors(path, session, state_layers, hidden, tokenizer.vocab_size)
+
+    info = ModelInfo(
+        name=path.stem,
+        path=path.resolve(),
+        cell=cell,
+        layers=layers,
+        hidden=hidden,
+        embedding=embedding,
+        vocab_size=tokenizer.vocab_size,
+        level=tokenizer.level,
+        parameters=parameters,
+        training=training,
+        provider=in_use,
+    )
+    pieces = tuple(tokenizer.vocab)
+    start_id = pieces.index(START_TOKEN) if START_TOKEN in pieces else 0
+    # A one-token vocabulary keeps its only token, unknown or not, so sampling stays defined.
+    banned = tokenizer.unk_id if tokenizer.vocab_size > 1 else None
+    log.info(
+        "loaded %s: %s %dx%d, %s-level vocabulary of %d, %d parameters, on %s",
+        path, cell, layers, hidden, tokenizer.level, tokenizer.vocab_size, parameters, in_use,
+    )  # fmt: skip
+    return LoadedModel(session, tokenizer, info, state_layers, start_id, banned, pieces)
+
+
+def _check_format(path: Path, meta: Mapping[str, str]) -> None:
+    for key in contract.REQUIRED_METADATA:
+        if key not in meta:
+            raise ModelLoadError(f"{path} is not a charbot model: its metadata lacks {key!r}.")
+    raw = meta[contract.META_FORMAT]
+    try:
+        version = int(raw)
+    except ValueError:
+        raise ModelLoadError(f"{path} has an unreadable format version {raw!r}.") from None
+    if version > contract.FORMAT_VERSION:
+        raise ModelLoadError(
+            f"{path} uses model format {version}, newer than this bot reads "
+            f"({contract.FORMAT_VERSION}); update the bot."
+        )
+    if version < 1:
+        raise ModelLoadError(f"{path} has an invalid format version {version}.")
+
+
+def _json_object(path: Path, meta: Mapping[str, str], key: str) -> dict[str, Any]:
+    try:
+        data = json.loads(meta[key])
+    except json.JSONDecodeError as exc:
+        raise ModelLoadError(f"{path} has metadata {key!r} that is not valid JSON: {exc}.") from exc
+    if not isinstance(data, dict):
+        raise ModelLoadError(f"{path} has metadata {key!r} that is not a JSON object.")
+    return data
+
+
+def _tokenizer(path: Path, meta: Mapping[str, str]) -> Tokenizer:
+    data = _json_object(path, meta, contract.META_TOKENIZER)
+    try:
+        return tokenizer_from_json(data)
+    except TokenizerError as exc:
+        raise ModelLoadError(f"{path} has an unusable tokenizer: {exc}.") from exc
+
+
+def _network(path: Path, meta: Mapping[str, Any]) -> tuple[str, int, int, int, int]:
+    """cell, layers, hidden, embedding, parameters from the `charbot.model` metadata."""
+    cell = meta.get("cell")
+    if cell not in contract.CELLS:
+        raise ModelLoadError(
+            f"{path} has an unknown cell {cell!r}; expected one of {', '.join(contract.CELLS)}."
+        )
+    numbers = []
+    for key in ("layers", "hidden", "embedding", "parameters"):
+        value = meta.get(key)
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            raise ModelLoadError(
+                f"{path} has metadata {contract.META_MODEL!r} whose {key!r} is not a positive "
+                f"whole number (got {value!r})."
+            )
+        numbers.append(value)
+    layers, hidden, embedding, parameters = numbers
+    return str(cell), layers, hidden, embedding, parameters
+
+
+def _check_tensors(
+    path: Path, session: Any, state_layers: int, hidden: int, vocab_size: int
+) -> None:
+    """Names, dtypes and ranks of inputs and outputs; static dimensions where the file has them."""
+    for kind, args, expected in (
+        ("input", session.get_inputs(), _EXPECTED_INPUTS),
+        ("output", session.get_outputs(), _EXPECTED_OUTPUTS),
+    ):
+        names = [arg.name for arg in args]
+        if sorted(names) != sorted(expected):
+            raise ModelLoadError(
+                f"{path} has {kind}s {names}; the contract needs exactly {list(expected)}."
+            )
+        for arg in args:
+            dtype, rank = expected[arg.name]
+            if arg.type != dtype:
+                raise ModelLoadError(
+                    f"{path} has {kind} {arg.name!r} of type {arg.type}; the contract needs {dtype}."
+                )
+            if len(arg.shape) != rank:
+                raise ModelLoadError(
+                    f"{path} has {kind} {arg.name!r} of rank {len(arg.shape)}; "
+                    f"the contract needs rank {rank}."
+                )
+            shape = list(arg.shape)
+            if arg.name in (contract.INPUT_STATE, contract.OUTPUT_STATE):
+                _check_dim(path, arg.name, shape[0], state_layers, "state layers (layers * k)")
+                _check_dim(path, arg.name, shape[2], hidden, "hidden units")
+            if arg.name == contract.OUTPUT_LOGITS:
+                _check_dim(path, arg.name, shape[2], vocab_size, "vocabulary size")
+
+
+def _check_dim(path: Path, name: str, dim: object, expected: int, what: str) -> None:
+    if isinstance(dim, int) and dim != expected:
+        raise ModelLoadError(
+            f"{path} has {name!r} with {dim} {what}, but its metadata says {expected}."
+        )
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0] if text else type(exc).__name__

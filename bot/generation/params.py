@@ -1,0 +1,131 @@
+"""What a request asks for (`GenerationParams`), what the engine allows (`GenerationLimits`), and
+how the engine is set up (`EngineConfig`). Params are separate from the loaded model, as in
+onnxruntime-genai: one engine serves requests with different params side by side.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Literal
+
+from bot.errors import InvalidParamsError
+
+Provider = Literal["auto", "cuda", "cpu"]
+PROVIDERS: tuple[Provider, ...] = ("auto", "cuda", "cpu")
+
+
+@dataclass(frozen=True)
+class GenerationLimits:
+    """Bounds the engine enforces on every request (the config sets them)."""
+
+    max_length: int = 2000  # tokens generated per request
+    max_prompt: int = 2000  # characters of prompt
+    max_stop: int = 8  # stop sequences per request
+    max_stop_length: int = 100  # characters per stop sequence
+
+
+@dataclass(frozen=True)
+class GenerationParams:
+    """How to generate one text.
+
+    temperature 0 is greedy (argmax); top_k 0 and top_p 1.0 are off; seed None draws fresh
+    entropy; generation stops after `max_length` tokens or when the text ends with one of `stop`
+    (which is then left out of the text).
+    """
+
+    max_length: int = 300
+    temperature: float = 0.8
+    top_k: int = 0
+    top_p: float = 1.0
+    seed: int | None = None
+    stop: tuple[str, ...] = ()
+
+    def validate(self, limits: GenerationLimits | None = None) -> GenerationParams:
+        """Check every field, raising `InvalidParamsError` with a user-facing sentence."""
+        limits = limits or GenerationLimits()
+        if not _is_int(self.max_length) or not 1 <= self.max_length <= limits.max_length:
+            raise InvalidParamsError(
+                f"The length must be a whole number from 1 to {limits.max_length}; "
+                f"got {self.max_length!r}."
+            )
+        if not _is_real(self.temperature) or not (
+            math.isfinite(self.temperature) and self.temperature >= 0
+        ):
+            raise InvalidParamsError(
+                f"The temperature must be a finite number of 0 or more; got {self.temperature!r}."
+            )
+        if not _is_int(self.top_k) or self.top_k < 0:
+            raise InvalidParamsError(
+                f"top_k must be a whole number of 0 (off) or more; got {self.top_k!r}."
+            )
+        if not _is_real(self.top_p) or not 0.0 < self.top_p <= 1.0:
+            raise InvalidParamsError(
+                f"top_p must be above 0 and at most 1 (1 is off); got {self.top_p!r}."
+            )
+        if self.seed is not None and (not _is_int(self.seed) or self.seed < 0):
+            raise InvalidParamsError(
+                f"The seed must be a whole number of 0 or more; got {self.seed!r}."
+            )
+        if not isinstance(self.stop, tuple) or not all(isinstance(s, str) for s in self.stop):
+            raise InvalidParamsError("Stop sequences must be a list of texts.")
+        if len(self.stop) > limits.max_stop:
+            raise InvalidParamsError(
+                f"At most {limits.max_stop} stop sequences are allowed; got {len(self.stop)}."
+            )
+        for s in self.stop:
+            if not s or len(s) > limits.max_stop_length:
+                raise InvalidParamsError(
+                    f"Each stop sequence must have 1 to {limits.max_stop_length} characters."
+                )
+        return self
+
+
+def validate_prompt(prompt: str, limits: GenerationLimits | None = None) -> str:
+    """Check a prompt's type and length; raise `InvalidParamsError`. An empty prompt is allowed."""
+    limits = limits or GenerationLimits()
+    if not isinstance(prompt, str):
+        raise InvalidParamsError("The prompt must be text.")
+    if len(prompt) > limits.max_prompt:
+        raise InvalidParamsError(
+            f"The prompt is {len(prompt)} characters long; the limit is {limits.max_prompt}."
+        )
+    return prompt
+
+
+@dataclass(frozen=True)
+class EngineConfig:
+    """How the ONNX engine runs. Defaults suit a 2-core CPU machine."""
+
+    provider: Provider = "auto"  # auto: CUDA when ONNX Runtime offers it, else CPU
+    workers: int = 2  # worker threads, each running its own batch
+    intra_op_threads: int = 1  # per worker session: the workers give the parallelism
+    max_batch: int = 32  # requests stacked into one model step, per worker
+    max_queue: int = 64  # requests waiting for a batch slot; more are refused (EngineBusyError)
+    request_timeout: float | None = 120.0  # seconds per request, None = no limit
+    drain_timeout: float = 10.0  # seconds close() lets in-flight requests finish
+    stats_window: float = 10.0  # seconds over which stats() measures characters/s
+    limits: GenerationLimits = field(default_factory=GenerationLimits)
+
+    def __post_init__(self) -> None:
+        if self.provider not in PROVIDERS:
+            raise ValueError(
+                f"provider must be one of {', '.join(PROVIDERS)}; got {self.provider!r}"
+            )
+        for name in ("workers", "intra_op_threads", "max_batch"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be at least 1")
+        if self.max_queue < 0:
+            raise ValueError("max_queue must be 0 or more")
+        if self.request_timeout is not None and self.request_timeout <= 0:
+            raise ValueError("request_timeout must be positive (or None for no limit)")
+        if self.drain_timeout < 0 or self.stats_window <= 0:
+            raise ValueError("drain_timeout must be 0 or more and stats_window positive")
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_real(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)

@@ -1,0 +1,126 @@
+"""Choosing the next token of each row of a batch, each row with its own params and random stream.
+
+Rows fall into three groups, fixed while the batch's membership is: greedy rows (temperature 0:
+one argmax for all of them), temperature-only rows (one vectorised softmax and inverse-CDF draw),
+and filtered rows (top-k and/or top-p: one row at a time). The caller masks a banned token (the
+unknown token) to -inf beforehand; a token of probability 0 is never drawn.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from bot.generation.params import GenerationParams
+
+
+def draw(cdf: np.ndarray, u: float) -> int:
+    """The index i with cdf[i-1] <= u < cdf[i] (cdf unnormalised, u in [0, cdf[-1])).
+
+    Entries of probability 0 (cdf[i] == cdf[i-1]) can never be chosen. Rounding may put u at
+    cdf[-1]; then the last entry of positive probability is taken.
+    """
+    i = int(np.searchsorted(cdf, u, side="right"))
+    if i >= cdf.shape[0]:
+        i = _last_positive(cdf)
+    return i
+
+
+def _last_positive(cdf: np.ndarray) -> int:
+    positive = np.flatnonzero(np.diff(cdf, prepend=0.0) > 0)
+    return int(positive[-1]) if positive.size else 0
+
+
+def sample_one(
+    logits: np.ndarray,
+    temperature: float,
+    top_k: int,
+    top_p: float,
+    rng: np.random.Generator,
+) -> int:
+    """One token from logits (V,): greedy at temperature 0, else top-k, then top-p, then draw."""
+    if temperature == 0:
+        return int(np.argmax(logits))
+    z = logits.astype(np.float64) / temperature  # (V,)
+    vocab = z.shape[0]
+    if 0 < top_k < vocab:
+        keep = np.argpartition(z, vocab - top_k)[vocab - top_k :]  # exactly k indices
+        masked = np.full(vocab, -np.inf)
+        masked[keep] = z[keep]
+        z = masked
+    p = np.exp(z - z.max())  # (V,), unnormalised
+    if top_p < 1.0:
+        order = np.argsort(-p, kind="stable")
+        mass = np.cumsum(p[order])
+        # The smallest set of the most likely tokens whose mass reaches top_p.
+        n = min(int(np.searchsorted(mass, top_p * mass[-1], side="left")) + 1, vocab)
+        kept = np.zeros_like(p)
+        kept[order[:n]] = p[order[:n]]
+        p = kept
+    cdf = np.cumsum(p)
+    return draw(cdf, rng.random() * cdf[-1])
+
+
+def sample_temperature(
+    logits: np.ndarray, inv_temperature: np.ndarray, rngs: Sequence[np.random.Generator]
+) -> np.ndarray:
+    """Rows of logits (n, V) at their temperatures (inv_temperature (n, 1)) -> tokens (n,)."""
+    z = logits * inv_temperature  # (n, V) float32, a new array
+    z -= z.max(axis=1, keepdims=True)
+    np.exp(z, out=z)
+    np.cumsum(z, axis=1, out=z)  # unnormalised CDFs
+    u = np.fromiter((rng.random() for rng in rngs), np.float64, len(rngs)) * z[:, -1]
+    # Inverse CDF for all rows at once: the number of CDF entries <= u is the drawn index.
+    tokens = np.count_nonzero(z <= u[:, None], axis=1)
+    vocab = z.shape[1]
+    for row in np.flatnonzero(tokens >= vocab):  # rounding put u at the total: rare
+        tokens[row] = _last_positive(z[row])
+    return tokens
+
+
+class BatchSampler:
+    """Samples one token per row for a fixed set of rows; rebuilt when the rows change."""
+
+    def __init__(
+        self, params: Sequence[GenerationParams], rngs: Sequence[np.random.Generator]
+    ) -> None:
+        self.size = len(params)
+        self.rngs = list(rngs)
+        self.params = list(params)
+        greedy, temp, filtered = [], [], []
+        for i, p in enumerate(params):
+            if p.temperature == 0:
+                greedy.append(i)
+            elif p.top_k == 0 and p.top_p >= 1.0:
+                temp.append(i)
+            else:
+                filtered.append(i)
+        self.all_greedy = len(greedy) == self.size
+        self.all_temp = len(temp) == self.size
+        self.greedy = np.array(greedy, dtype=np.intp)
+        self.temp = np.array(temp, dtype=np.intp)
+        self.temp_rngs = [self.rngs[i] for i in temp]
+        self.inv_temp = np.array(
+            [[1.0 / params[i].temperature] for i in temp], dtype=np.float32
+        ).reshape(-1, 1)  # (n, 1)
+        self.filtered = filtered
+        self._out = np.empty(self.size, dtype=np.int64)
+
+    def __call__(self, logits: np.ndarray) -> np.ndarray:
+        """logits (B, V) -> next tokens (B,) int64 (a buffer reused on the next call)."""
+        out = self._out
+        if self.all_greedy:
+            np.argmax(logits, axis=1, out=out)
+            return out
+        if self.all_temp:
+            out[:] = sample_temperature(logits, self.inv_temp, self.temp_rngs)
+            return out
+        if self.greedy.size:
+            out[self.greedy] = np.argmax(logits[self.greedy], axis=1)
+        if self.temp.size:
+            out[self.temp] = sample_temperature(logits[self.temp], self.inv_temp, self.temp_rngs)
+        for i in self.filtered:
+            p = self.params[i]
+            out[i] = sample_one(logits[i], p.temperature, p.top_k, p.top_p, self.rngs[i])
+        return out

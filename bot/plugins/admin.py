@@ -1,0 +1,89 @@
+"""`/admin ...`: owner-only control of plugins and models at run time, and the bot's status."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import discord
+from discord import app_commands
+
+from bot.plugins.base import CharbotGroupCog, charbot, reply
+
+if TYPE_CHECKING:
+    from bot.app import CharBot
+
+
+async def is_owner(interaction: discord.Interaction) -> bool:
+    if not await charbot(interaction).is_owner(interaction.user):
+        raise app_commands.CheckFailure("Only the bot's owner can do that.")
+    return True
+
+
+async def status_text(bot: CharBot) -> str:
+    lines = [f"Plugins: {', '.join(bot.loaded_plugins()) or 'none'}"]
+    for name, failure in sorted(bot.plugin_failures.items()):
+        lines.append(f"Plugin {name} failed: {failure}")
+    for name, backend in bot.models.items():
+        s = backend.stats()
+        lines.append(
+            f"Model {name} ({backend.info.provider}): queue {s.queue_depth}, "
+            f"active {s.active_requests}, served {s.requests_served}, "
+            f"failed {s.requests_failed}, {s.chars_per_second:,.0f} chars/s"
+        )
+    return "\n".join(lines)
+
+
+async def reload_model(bot: CharBot, name: str) -> str:
+    """Hot swap: reload the model's file from the config; a bad file leaves the old one serving."""
+    spec = bot.config.models.models.get(name)
+    if spec is None:
+        return f"There is no model named {name!r} in the config."
+    info = await bot.models.get(name).reload(Path(spec.path))
+    return f"Model {name} reloaded from its file ({info.parameters:,} parameters)."
+
+
+class Admin(CharbotGroupCog, group_name="admin"):
+    """Owner-only controls."""
+
+    async def interaction_check(self, interaction: discord.Interaction) -> bool:
+        return await is_owner(interaction)
+
+    @app_commands.command(name="load")
+    @app_commands.describe(plugin="A plugin from the config's list or an installed entry point")
+    async def load(self, interaction: discord.Interaction, plugin: str) -> None:
+        """Load a plugin."""
+        await self.bot.load_plugin(plugin)
+        await self._resync(interaction, f"Plugin {plugin} loaded.")
+
+    @app_commands.command(name="unload")
+    async def unload(self, interaction: discord.Interaction, plugin: str) -> None:
+        """Unload a plugin."""
+        await self.bot.unload_plugin(plugin)
+        await self._resync(interaction, f"Plugin {plugin} unloaded.")
+
+    @app_commands.command(name="reload")
+    async def reload(self, interaction: discord.Interaction, plugin: str) -> None:
+        """Reload a plugin's code."""
+        await self.bot.reload_plugin(plugin)
+        await self._resync(interaction, f"Plugin {plugin} reloaded.")
+
+    @app_commands.command(name="reload-model")
+    async def reload_model(self, interaction: discord.Interaction, name: str) -> None:
+        """Reload a model from its file (hot swap: requests in flight finish on the old one)."""
+        await interaction.response.defer(ephemeral=True, thinking=True)
+        await reply(interaction, await reload_model(self.bot, name), ephemeral=True)
+
+    @app_commands.command(name="status")
+    async def status(self, interaction: discord.Interaction) -> None:
+        """Queue depth, requests served and speed of each model."""
+        await reply(interaction, await status_text(self.bot), ephemeral=True)
+
+    async def _resync(self, interaction: discord.Interaction, done: str) -> None:
+        await interaction.response.defer(ephemeral=True, thinking=True)
+        await self.bot.sync_commands()
+        await reply(interaction, done, ephemeral=True)
+
+
+async def setup(bot: CharBot) -> None:
+    await bot.add_cog(Admin(bot))

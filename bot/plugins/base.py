@@ -1,0 +1,83 @@
+"""What the built-in plugins share: user-facing error replies and the Manage Channels rule."""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING, cast
+
+import discord
+from discord import app_commands
+from discord.ext import commands
+
+from bot.errors import CharbotError
+
+if TYPE_CHECKING:
+    from bot.app import CharBot
+
+log = logging.getLogger(__name__)
+
+NO_MENTIONS = discord.AllowedMentions.none()
+
+
+def charbot(interaction: discord.Interaction) -> CharBot:
+    """The bot behind an interaction, typed."""
+    return cast("CharBot", interaction.client)
+
+
+def require_manage_channels(interaction: discord.Interaction) -> None:
+    """Changing a channel's settings needs Manage Channels, unless the config lifts the rule."""
+    if not charbot(interaction).config.discord.manage_channels_required:
+        return
+    if not interaction.permissions.manage_channels:
+        raise app_commands.MissingPermissions(["manage_channels"])
+
+
+async def reply(interaction: discord.Interaction, content: str, *, ephemeral: bool = False) -> None:
+    """Answer an interaction whether or not it was deferred, with mentions disabled."""
+    if interaction.response.is_done():
+        await interaction.followup.send(content, ephemeral=ephemeral, allowed_mentions=NO_MENTIONS)
+    else:
+        await interaction.response.send_message(
+            content, ephemeral=ephemeral, allowed_mentions=NO_MENTIONS
+        )
+
+
+def describe_failure(error: app_commands.AppCommandError) -> str | None:
+    """A sentence for the user, or None when the failure is a bug to log."""
+    original = error.original if isinstance(error, app_commands.CommandInvokeError) else error
+    if isinstance(original, CharbotError):
+        return str(original)
+    if isinstance(error, app_commands.MissingPermissions):
+        needed = ", ".join(p.replace("_", " ").title() for p in error.missing_permissions)
+        return f"You need the {needed} permission to do that here."
+    if isinstance(error, app_commands.CommandOnCooldown):
+        return f"Slow down: try again in {error.retry_after:.1f} s."
+    if isinstance(error, app_commands.CheckFailure):
+        return str(error) or "You are not allowed to use this command."
+    if isinstance(error, app_commands.TransformerError):
+        return f"That value is not valid: {error.value!r}."
+    return None
+
+
+class CharbotCog(commands.Cog):
+    """A cog whose command failures reach the user as ephemeral replies."""
+
+    def __init__(self, bot: CharBot) -> None:
+        self.bot = bot
+
+    async def cog_app_command_error(
+        self, interaction: discord.Interaction, error: app_commands.AppCommandError
+    ) -> None:
+        message = describe_failure(error)
+        if message is None:
+            log.error("command %s failed", interaction.command, exc_info=error)
+            message = "Something went wrong on our side; the error was logged."
+        try:
+            await reply(interaction, message, ephemeral=True)
+        except discord.HTTPException as exc:
+            # The interaction token may have expired; the user cannot be told in that channel.
+            log.warning("could not report a failure to the user: %s", exc)
+
+
+class CharbotGroupCog(CharbotCog, commands.GroupCog):
+    """A command group (`/name sub ...`) with the same user-facing failure replies."""

@@ -1,0 +1,130 @@
+"""`/complete` and replies to mentions: the bot continues the user's text.
+
+Generation never runs in a handler: the handler defers the interaction (Discord allows 3 s for a
+first answer), then awaits the worker pool through `bot.completions`.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+from typing import TYPE_CHECKING
+
+import discord
+from discord import app_commands
+from discord.ext import commands
+from discord.utils import escape_markdown
+
+from bot.errors import CharbotError
+from bot.generation.backend import Completion
+from bot.plugins.base import NO_MENTIONS, CharbotCog
+
+if TYPE_CHECKING:
+    from bot.app import CharBot
+
+log = logging.getLogger(__name__)
+
+MESSAGE_LIMIT = 2000  # Discord's limit on a message's content
+PROMPT_SHOWN = 300  # characters of the prompt echoed back before the generated text
+ELLIPSIS = "…"
+
+
+def format_completion(completion: Completion, limit: int = MESSAGE_LIMIT) -> str:
+    """The prompt in bold, then the generated text, markdown escaped so it shows as written.
+
+    The generated text is cut to fit `limit`; cutting happens before escaping so an escape
+    sequence is never split.
+    """
+    prompt = completion.prompt
+    if len(prompt) > PROMPT_SHOWN:
+        prompt = ELLIPSIS + prompt[-PROMPT_SHOWN:]
+    head = f"**{escape_markdown(prompt)}**" if prompt.strip() else ""
+    note = ""
+    if completion.unknown:
+        dropped = "".join(sorted(set(completion.unknown)))[:40]
+        note = f"\n-# The model does not know {escape_markdown(dropped)!r}; it was left out."
+    text = completion.text
+    body = escape_markdown(text)
+    while len(head) + len(body) + len(note) > limit:
+        # Escaping at most doubles a text, so this converges in a few rounds.
+        overflow = len(head) + len(body) + len(note) + len(ELLIPSIS) - limit
+        text = text[: max(0, len(text) - max(1, overflow // 2))]
+        body = escape_markdown(text) + ELLIPSIS
+    return head + body + note
+
+
+class Cooldowns:
+    """At most one completion per user every `seconds`, shared by /complete and mentions."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self._last: dict[int, float] = {}
+
+    def retry_after(self, user_id: int) -> float:
+        """0 when the user may go now (and the slot is taken), else the seconds left."""
+        now = time.monotonic()
+        wait = self._last.get(user_id, -float("inf")) + self.seconds - now
+        if wait > 0:
+            return wait
+        self._last[user_id] = now
+        return 0.0
+
+
+class Completions(CharbotCog):
+    def __init__(self, bot: CharBot) -> None:
+        super().__init__(bot)
+        self.cooldowns = Cooldowns(bot.config.discord.cooldown_seconds)
+
+    def _check_cooldown(self, user: discord.abc.User) -> None:
+        wait = self.cooldowns.retry_after(user.id)
+        if wait > 0:
+            raise app_commands.CommandOnCooldown(app_commands.Cooldown(1, self.cooldowns.seconds), wait)
+
+    @app_commands.command(name="complete")
+    @app_commands.describe(
+        prompt="The text for the bot to continue",
+        length="How many characters (or words) to write",
+        temperature="0.0 writes the likeliest text; 2.0 is wild (default: the channel's)",
+    )
+    async def complete(
+        self,
+        interaction: discord.Interaction,
+        prompt: app_commands.Range[str, 1, 2000],
+        length: app_commands.Range[int, 1, 2000] | None = None,
+        temperature: app_commands.Range[float, 0.0, 2.0] | None = None,
+    ) -> None:
+        """Continue a text in the style of the channel's model."""
+        self._check_cooldown(interaction.user)
+        await interaction.response.defer(thinking=True)
+        async with self.bot.completions.track():
+            completion = await self.bot.completions.complete(
+                interaction.channel_id or 0, prompt, length=length, temperature=temperature
+            )
+            await interaction.followup.send(
+                format_completion(completion), allowed_mentions=NO_MENTIONS
+            )
+
+    @commands.Cog.listener()
+    async def on_message(self, message: discord.Message) -> None:
+        me = self.bot.user
+        # Never answer itself or another bot: two bots could reply to each other forever.
+        if me is None or message.author.bot or message.author.id == me.id:
+            return
+        if not any(user.id == me.id for user in message.mentions):
+            return
+        prompt = re.sub(rf"<@!?{me.id}>", "", message.content).strip()
+        if self.cooldowns.retry_after(message.author.id) > 0:
+            return  # Silently: answering every rate-limited mention would be spam itself.
+        async with self.bot.completions.track():
+            try:
+                async with message.channel.typing():
+                    completion = await self.bot.completions.complete(message.channel.id, prompt)
+                content = format_completion(completion)
+            except CharbotError as exc:
+                content = str(exc)
+            await message.reply(content, mention_author=False, allowed_mentions=NO_MENTIONS)
+
+
+async def setup(bot: CharBot) -> None:
+    await bot.add_cog(Completions(bot))

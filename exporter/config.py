@@ -1,0 +1,122 @@
+"""The training configuration: one dataclass with the defaults, checked on creation.
+
+The defaults suit a corpus of about 1 MB (tinyshakespeare) on a few CPU cores: a 2-layer LSTM of
+256 units trained on 32 parallel streams of 128 characters with the recurrent state carried from
+window to window (truncated backpropagation through time).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import asdict, dataclass, fields
+from typing import Any
+
+from exporter.errors import ConfigError
+from models.contract import CELLS
+
+LEVELS = ("char", "word")
+DEVICES = ("auto", "cpu", "cuda")
+
+# What a `--resume` may change: how long to go on and where to run. Anything else (the model, the
+# data, the optimiser) would make the continued run differ from one that never stopped.
+RESUMABLE_FIELDS = frozenset({"max_steps", "max_minutes", "eval_interval", "log_interval",
+                              "device", "threads"})
+
+
+@dataclass
+class TrainConfig:
+    # data
+    level: str = "char"  # "char" or "word"
+    max_vocab: int = 10_000  # word level: the most frequent tokens kept, the rest map to <unk>
+    val_fraction: float = 0.1  # validation is the last fraction of each corpus
+    # model
+    cell: str = "lstm"
+    layers: int = 2
+    hidden: int = 256
+    embedding: int = 64
+    dropout: float = 0.0
+    # batches: `batch_size` windows of `seq_len` tokens per step
+    seq_len: int = 128
+    batch_size: int = 32
+    carry_state: bool = True  # contiguous streams with the state carried (else random windows)
+    # optimiser: AdamW, linear warm-up then cosine decay to min_lr_ratio * lr
+    lr: float = 3e-3
+    min_lr_ratio: float = 0.1
+    warmup_steps: int = 100
+    weight_decay: float = 0.01
+    grad_clip: float = 1.0  # 0 turns clipping off
+    # budget: whichever ends first; None = unbounded (at least one must be set)
+    max_steps: int | None = 3000
+    max_minutes: float | None = None
+    # evaluation and reporting
+    eval_interval: int = 200  # steps between validations on a fixed sample
+    eval_tokens: int = 16_384  # size of that sample (the final validation uses all of it)
+    log_interval: int = 10  # steps between progress-bar updates (each one syncs the device)
+    # runtime
+    seed: int = 1337
+    device: str = "auto"  # "auto", "cpu" or "cuda"
+    threads: int = 0  # torch.set_num_threads; 0 leaves torch's default
+
+    def __post_init__(self) -> None:
+        self._check_choice("level", LEVELS)
+        self._check_choice("cell", CELLS)
+        self._check_choice("device", DEVICES)
+        for name in ("layers", "hidden", "embedding", "seq_len", "batch_size", "eval_interval",
+                     "eval_tokens", "log_interval", "max_vocab"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"{_flag(name)} must be at least 1")
+        for name in ("warmup_steps", "threads", "weight_decay", "grad_clip"):
+            if getattr(self, name) < 0:
+                raise ConfigError(f"{_flag(name)} must not be negative")
+        if not 0.0 <= self.dropout < 1.0:
+            raise ConfigError("--dropout must be in [0, 1)")
+        if not 0.0 < self.val_fraction < 1.0:
+            raise ConfigError("--val-fraction must be between 0 and 1 (exclusive)")
+        if not self.lr > 0.0:
+            raise ConfigError("--lr must be positive")
+        if not 0.0 <= self.min_lr_ratio <= 1.0:
+            raise ConfigError("min_lr_ratio must be in [0, 1]")
+        if self.max_steps is None and self.max_minutes is None:
+            raise ConfigError("set --max-steps or --max-minutes (or both) to bound the run")
+        if self.max_steps is not None and self.max_steps < 1:
+            raise ConfigError("--max-steps must be at least 1")
+        if self.max_minutes is not None and not self.max_minutes > 0.0:
+            raise ConfigError("--max-minutes must be positive")
+
+    def _check_choice(self, name: str, choices: tuple[str, ...]) -> None:
+        if getattr(self, name) not in choices:
+            raise ConfigError(
+                f"{_flag(name)} {getattr(self, name)!r} is not one of {', '.join(choices)}"
+            )
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
+        """Rebuild a config saved by `to_dict` (from a checkpoint); unknown keys are errors."""
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ConfigError(f"unknown training option(s) {', '.join(unknown)}")
+        try:
+            return cls(**data)
+        except TypeError as exc:
+            raise ConfigError(f"invalid training options: {exc}") from exc
+
+    def replace(self, **changes: Any) -> TrainConfig:
+        return dataclasses.replace(self, **changes)
+
+
+def resume_conflicts(saved: TrainConfig, wanted: TrainConfig) -> list[str]:
+    """The options that differ between a checkpoint's config and a resume request, as flags."""
+    return [
+        f"{_flag(f.name)} {getattr(wanted, f.name)!r} (the checkpoint has "
+        f"{getattr(saved, f.name)!r})"
+        for f in fields(TrainConfig)
+        if f.name not in RESUMABLE_FIELDS and getattr(saved, f.name) != getattr(wanted, f.name)
+    ]
+
+
+def _flag(name: str) -> str:
+    return "--" + name.replace("_", "-")

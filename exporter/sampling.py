@@ -1,0 +1,150 @@
+"""Sample text from a checkpoint (.pt) or an exported model (.onnx), to judge it before serving.
+
+Generation follows DESIGN.md ("Generation semantics"): the whole prompt is primed in one call, the
+last logits give the first new token, then one token per call with the state carried. Both
+backends hand numpy logits to one numpy sampler, so a seed gives the same text from the `.pt` and
+from the `.onnx` it was exported to (up to float error in near ties).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+import torch
+
+from exporter.checkpoint import build_model, build_tokenizer, load_checkpoint
+from exporter.errors import CheckpointError, ConfigError
+from exporter.onnx_export import open_session, read_metadata
+from models import contract
+from models.charrnn import CharRNN
+from models.tokenizers import Encoding, Tokenizer, TokenizerError, tokenizer_from_json
+
+@dataclass(frozen=True)
+class SamplingParams:
+    temperature: float = 0.8  # 0 = greedy
+    top_k: int = 0  # 0 = off
+    top_p: float = 1.0  # 1.0 = off
+    seed: int | None = None  # None = a fresh random run
+
+    def __post_init__(self) -> None:
+        if not self.temperature >= 0.0:
+            raise ConfigError("--temperature must be 0 (greedy) or more")
+        if self.top_k < 0:
+            raise ConfigError("--top-k must be 0 (off) or more")
+        if not 0.0 < self.top_p <= 1.0:
+            raise ConfigError("--top-p must be in (0, 1]")
+
+
+class Sampler:
+    """Picks one token from a row of logits: greedy, or temperature, top-k then top-p."""
+
+    def __init__(self, params: SamplingParams) -> None:
+        self.params = params
+        self.rng = np.random.default_rng(params.seed)
+
+    def pick(self, logits: np.ndarray) -> int:
+        """logits (vocab,) -> a token id."""
+        p = self.params
+        if p.temperature == 0.0:
+            return int(np.argmax(logits))
+        # float64, sorted most likely first (stable, so ties keep id order on every backend).
+        z = logits.astype(np.float64) / p.temperature
+        order = np.argsort(-z, kind="stable")
+        z = z[order]
+        if p.top_k:
+            z = z[: p.top_k]
+        probs = np.exp(z - z[0])
+        probs /= probs.sum()
+        if p.top_p < 1.0:
+            # The fewest most-likely tokens whose probabilities reach top_p.
+            keep = int(np.searchsorted(np.cumsum(probs), p.top_p)) + 1
+            probs = probs[:keep] / probs[:keep].sum()
+        cumulative = np.cumsum(probs)
+        i = int(np.searchsorted(cumulative, self.rng.random() * cumulative[-1], side="right"))
+        return int(order[min(i, len(probs) - 1)])
+
+
+class Backend(Protocol):
+    """A loaded model: tokens (1, T) int64 and state -> logits (1, T, vocab) and state."""
+
+    tokenizer: Tokenizer
+
+    def initial_state(self) -> np.ndarray: ...
+
+    def __call__(self, tokens: np.ndarray, state: np.ndarray) -> tuple[np.ndarray, np.ndarray]: ...
+
+
+class TorchBackend:
+    def __init__(self, model: CharRNN, tokenizer: Tokenizer) -> None:
+        self.model = model.cpu().eval()
+        self.tokenizer = tokenizer
+
+    def initial_state(self) -> np.ndarray:
+        return self.model.initial_state(1).numpy()  # (layers * k, 1, H)
+
+    @torch.inference_mode()
+    def __call__(self, tokens: np.ndarray, state: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        logits, state_out = self.model(torch.from_numpy(tokens), torch.from_numpy(state))
+        return logits.numpy(), state_out.numpy()
+
+
+class OnnxBackend:
+    def __init__(self, path: Path) -> None:
+        self.session = open_session(path)
+        self.metadata = read_metadata(path, self.session)
+        try:
+            self.tokenizer = tokenizer_from_json(json.loads(self.metadata[contract.META_TOKENIZER]))
+            model: dict[str, Any] = json.loads(self.metadata[contract.META_MODEL])
+            self.shape = contract.state_shape(model["cell"], model["layers"], 1, model["hidden"])
+        except (ValueError, KeyError, TypeError, TokenizerError) as exc:
+            raise CheckpointError(f"{path} has unusable charbot metadata: {exc}") from exc
+
+    def initial_state(self) -> np.ndarray:
+        return np.zeros(self.shape, dtype=np.float32)
+
+    def __call__(self, tokens: np.ndarray, state: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        logits, state_out = self.session.run(
+            list(contract.OUTPUT_NAMES),
+            {contract.INPUT_TOKENS: tokens, contract.INPUT_STATE: state},
+        )
+        return logits, state_out
+
+
+def open_backend(path: Path) -> Backend:
+    """A `.onnx` file through ONNX Runtime; anything else as a training checkpoint."""
+    if not path.exists():
+        raise CheckpointError(f"model file {path} does not exist")
+    if path.suffix == ".onnx":
+        return OnnxBackend(path)
+    checkpoint = load_checkpoint(path)
+    return TorchBackend(build_model(checkpoint, path), build_tokenizer(checkpoint, path))
+
+
+def encode_prompt(tokenizer: Tokenizer, prompt: str) -> tuple[list[int], Encoding]:
+    """The ids to prime with, and the prompt's encoding (whose `unknown` the caller reports).
+
+    An empty prompt (or one with nothing encodable) is primed with a newline, where the vocabulary
+    has one, else with token 0: the model needs some input to give its first logits.
+    """
+    encoding = tokenizer.encode(prompt)
+    ids = encoding.ids or tokenizer.encode("\n").ids or [0]
+    return ids, encoding
+
+
+def generate(
+    backend: Backend, prompt_ids: list[int], length: int, params: SamplingParams
+) -> Iterator[int]:
+    """Yield `length` new token ids after priming with `prompt_ids` (non-empty)."""
+    sampler = Sampler(params)
+    tokens = np.asarray([prompt_ids], dtype=np.int64)  # (1, T)
+    logits, state = backend(tokens, backend.initial_state())  # (1, T, vocab)
+    for i in range(length):
+        token = sampler.pick(logits[0, -1])
+        yield token
+        if i + 1 < length:
+            logits, state = backend(np.asarray([[token]], dtype=np.int64), state)

@@ -1,0 +1,69 @@
+"""A Discord-compatible server for end-to-end tests of the bot with the real discord.py client.
+
+The default world (``server.world``), fixed ids:
+
+| who / what          | attribute          | notes                                           |
+| ------------------- | ------------------ | ----------------------------------------------- |
+| application + bot   | ``bot``            | bot user id == application id                   |
+| owner               | ``owner``          | app owner (``Bot.is_owner``), guild owner, Admin |
+| moderator           | ``moderator``      | role with Manage Channels (1 << 4)              |
+| member              | ``member``         | @everyone only: no Manage Channels              |
+| another bot         | ``other_bot``      |                                                 |
+| text channels       | ``general``, ``random`` | the bot can read and send in both          |
+
+Typical use::
+
+    async def test_temperature(fake_discord: FakeDiscord) -> None:
+        bot = make_bot()  # commands.Bot(..., **CLIENT_KWARGS)
+        async with running_client(bot, fake_discord):
+            w = fake_discord.world
+            ia = await fake_discord.invoke_command("temperature set", {"value": 0.5})
+            reply = await ia.wait_response()
+            assert reply.content == "Temperature is now 0.5" and reply.ephemeral
+        fake_discord.assert_no_unknown_requests()
+"""
+
+from .commands import (
+    CommandNotPermitted,
+    CommandNotRegistered,
+    InvalidOption,
+    InvocationError,
+    SchemaError,
+)
+from .records import (
+    EPHEMERAL,
+    Fault,
+    Heartbeat,
+    InteractionAction,
+    InteractionHandle,
+    RecordedMessage,
+    RecordedRequest,
+    Reply,
+)
+from .server import FakeDiscord
+from .world import FakeChannel, FakeGuild, FakeMember, FakeRole, FakeUser, Intent, Perm, World
+
+__all__ = [
+    "EPHEMERAL",
+    "CommandNotPermitted",
+    "CommandNotRegistered",
+    "FakeChannel",
+    "FakeDiscord",
+    "FakeGuild",
+    "FakeMember",
+    "FakeRole",
+    "FakeUser",
+    "Fault",
+    "Heartbeat",
+    "Intent",
+    "InteractionAction",
+    "InteractionHandle",
+    "InvalidOption",
+    "InvocationError",
+    "Perm",
+    "RecordedMessage",
+    "RecordedRequest",
+    "Reply",
+    "SchemaError",
+    "World",
+]
