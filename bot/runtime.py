@@ -47,7 +47,7 @@ async def build_bot(config: Config, **client_options: Any) -> CharBot:
     onnx_config = engine_config(config)
 
     async def start_onnx(name: str, path: Path) -> GenerationBackend:
-        return await Engine.start(path, onnx_config, name=name)
+        return await Engine.start(path, onnx_config)
 
     models.register_kind("onnx", start_onnx)
     return CharBot(

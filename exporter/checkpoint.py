@@ -44,17 +44,16 @@ REQUIRED_KEYS = ("kind", "model", "model_config", "tokenizer", "train_config", "
 Checkpoint = dict[str, Any]
 
 
-def rng_state() -> dict[str, Any]:
+def rng_state(cuda: bool) -> dict[str, Any]:
     """The random-number states training uses, as tensors and ints (weights_only-loadable).
 
-    Training draws from torch (initialisation, dropout) and, in principle, Python's `random`;
-    it does not use numpy.
+    Training draws from torch (initialisation, dropout; on `cuda`, the GPU's generators too) and,
+    in principle, Python's `random`; it does not use numpy.
     """
     version, internal, gauss = random.getstate()
-    cuda = torch.cuda.get_rng_state_all() if torch.cuda.is_initialized() else []
     return {
         "torch": torch.get_rng_state(),
-        "cuda": cuda,
+        "cuda": torch.cuda.get_rng_state_all() if cuda else [],
         "python": {
             "version": version,
             "state": torch.tensor(internal, dtype=torch.int64),
@@ -95,8 +94,17 @@ def load_checkpoint(path: Path) -> Checkpoint:
             data = torch.load(path, map_location="cpu", weights_only=True)
     except OSError as exc:
         raise CheckpointError(f"cannot read checkpoint {path}: {exc.strerror or exc}") from exc
-    except (pickle.UnpicklingError, zipfile.BadZipFile, RuntimeError, EOFError, ValueError,
-            KeyError, IndexError, TypeError, AttributeError) as exc:
+    except (
+        pickle.UnpicklingError,
+        zipfile.BadZipFile,
+        RuntimeError,
+        EOFError,
+        ValueError,
+        KeyError,
+        IndexError,
+        TypeError,
+        AttributeError,
+    ) as exc:
         # Random bytes and truncated files fail in any of these ways inside torch.load.
         raise CheckpointError(
             f"{path} is not a readable PyTorch checkpoint (it is corrupt or another kind of file)"

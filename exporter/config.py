@@ -19,8 +19,9 @@ DEVICES = ("auto", "cpu", "cuda")
 
 # What a `--resume` may change: how long to go on and where to run. Anything else (the model, the
 # data, the optimiser) would make the continued run differ from one that never stopped.
-RESUMABLE_FIELDS = frozenset({"max_steps", "max_minutes", "eval_interval", "log_interval",
-                              "device", "threads"})
+RESUMABLE_FIELDS = frozenset(
+    {"max_steps", "max_minutes", "eval_interval", "log_interval", "device", "threads"}
+)
 
 
 @dataclass
@@ -61,8 +62,17 @@ class TrainConfig:
         self._check_choice("level", LEVELS)
         self._check_choice("cell", CELLS)
         self._check_choice("device", DEVICES)
-        for name in ("layers", "hidden", "embedding", "seq_len", "batch_size", "eval_interval",
-                     "eval_tokens", "log_interval", "max_vocab"):
+        for name in (
+            "layers",
+            "hidden",
+            "embedding",
+            "seq_len",
+            "batch_size",
+            "eval_interval",
+            "eval_tokens",
+            "log_interval",
+            "max_vocab",
+        ):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{_flag(name)} must be at least 1")
         for name in ("warmup_steps", "threads", "weight_decay", "grad_clip"):

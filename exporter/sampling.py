@@ -24,6 +24,7 @@ from models import contract
 from models.charrnn import CharRNN
 from models.tokenizers import Encoding, Tokenizer, TokenizerError, tokenizer_from_json
 
+
 @dataclass(frozen=True)
 class SamplingParams:
     temperature: float = 0.8  # 0 = greedy

@@ -107,8 +107,9 @@ def train(
     if saved is not None:
         if corpus.sha256 != saved["corpus"]["sha256"]:
             raise CorpusError(
-                f"the corpus is not the text {last_path} was trained on (sha256 {corpus.sha256[:12]} "
-                f"instead of {saved['corpus']['sha256'][:12]}); a resume needs the same files"
+                f"the corpus is not the text {last_path} was trained on (sha256 "
+                f"{corpus.sha256[:12]} instead of {saved['corpus']['sha256'][:12]}); a resume "
+                "needs the same files"
             )
         tokenizer = build_tokenizer(saved, last_path)
     else:
@@ -117,7 +118,9 @@ def train(
     if splits.unknown:
         log.warning(
             "%d pieces of the corpus are outside the %d-token vocabulary (%s): %s, e.g. %s",
-            splits.unknown, tokenizer.vocab_size, tokenizer.level,
+            splits.unknown,
+            tokenizer.vocab_size,
+            tokenizer.level,
             "mapped to " + repr(tokenizer.unk_token) if tokenizer.unknown == "unk" else "dropped",
             ", ".join(repr(p) for p in splits.unknown_examples),
         )
@@ -148,7 +151,8 @@ def learning_rate(config: TrainConfig, step: int, elapsed: float) -> float:
         return config.lr * (step + 1) / config.warmup_steps
     fractions = [0.0]
     if config.max_steps is not None:
-        fractions.append((step - config.warmup_steps) / max(1, config.max_steps - config.warmup_steps))
+        decay_steps = max(1, config.max_steps - config.warmup_steps)
+        fractions.append((step - config.warmup_steps) / decay_steps)
     if config.max_minutes is not None:
         fractions.append(elapsed / (60.0 * config.max_minutes))
     progress = min(1.0, max(fractions))
@@ -216,8 +220,12 @@ class Trainer:
         self.pending: list[torch.Tensor] = []  # losses not yet read back from the device
         log.info(
             "model: %s %dx%d, %d parameters; %d training and %d validation tokens",
-            config.cell, config.layers, config.hidden, self.model.num_parameters(),
-            len(splits.train), len(splits.val),
+            config.cell,
+            config.layers,
+            config.hidden,
+            self.model.num_parameters(),
+            len(splits.train),
+            len(splits.val),
         )
 
     # --- one step ---------------------------------------------------------------------------
@@ -237,7 +245,7 @@ class Trainer:
         logits, state_out = self.model(x, state)  # (B, T, vocab), (layers * k, B, H)
         loss = F.cross_entropy(logits.view(-1, logits.size(-1)), y.reshape(-1))
         self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
+        torch.autograd.backward(loss)
         if cfg.grad_clip > 0:
             torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.grad_clip, foreach=True)
         self.optimizer.step()
@@ -251,7 +259,7 @@ class Trainer:
         """Read the pending losses back (one device sync); their mean, or None if none."""
         if not self.pending:
             return None
-        losses = torch.stack(self.pending).tolist()
+        losses: list[float] = torch.stack(self.pending).tolist()
         self.pending.clear()
         self.train_loss += losses
         return sum(losses) / len(losses)
@@ -334,7 +342,7 @@ class Trainer:
         }
         if kind == "last":
             ckpt["optimizer"] = self.optimizer.state_dict()
-            ckpt["rng"] = rng_state()
+            ckpt["rng"] = rng_state(cuda=self.device.type == "cuda")
             ckpt["data"] = self.batches.state_dict()
             ckpt["carried_state"] = None if self.carried is None else self.carried.cpu()
             ckpt["best_step"] = self.best_step
@@ -411,7 +419,8 @@ class Trainer:
             save_checkpoint(self.checkpoint("last"), self.last_path)
             return TrainingInterrupted(
                 f"training stopped at step {self.step}; {self.last_path} was saved",
-                self.step, self.last_path,
+                self.step,
+                self.last_path,
             )
         # Stopped inside a step (a second Ctrl-C): its state is half updated, keep the last save.
         saved = self.last_path if self.last_path.exists() else None
@@ -471,7 +480,9 @@ class _ProgressBar:
 
 def _clock(seconds: float) -> str:
     minutes, secs = divmod(int(seconds), 60)
-    return f"{minutes // 60}:{minutes % 60:02d}:{secs:02d}" if minutes >= 60 else f"{minutes}:{secs:02d}"
+    if minutes >= 60:
+        return f"{minutes // 60}:{minutes % 60:02d}:{secs:02d}"
+    return f"{minutes}:{secs:02d}"
 
 
 @contextmanager
@@ -498,7 +509,7 @@ def _deferred_sigint() -> Iterator[Callable[[], bool]]:
 def _prepare_out_dir(out_dir: Path) -> None:
     """Create the output directory and check that it is writable, before any training."""
     if out_dir.exists() and not out_dir.is_dir():
-        raise ConfigError(f"the output directory {out_dir} is a file")
+        raise ConfigError(f"the output directory {out_dir} is a file, not a directory")
     probe = out_dir / ".charbot-write-test"
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
@@ -519,7 +530,8 @@ def _load_for_resume(path: Path, config: TrainConfig) -> Checkpoint:
     try:
         saved_config = TrainConfig.from_dict(saved["train_config"])
     except ConfigError as exc:
-        raise CheckpointError(f"{path} has a training config this exporter cannot use: {exc}") from exc
+        message = f"{path} has a training config this exporter cannot use: {exc}"
+        raise CheckpointError(message) from exc
     conflicts = resume_conflicts(saved_config, config)
     if conflicts:
         raise ConfigError(f"cannot resume {path} with {'; '.join(conflicts)}")

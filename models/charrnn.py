@@ -7,6 +7,7 @@ is exactly what the bot feeds: (layers * k, B, H), with all h before all c for a
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -38,7 +39,8 @@ class CharRNNConfig:
         return asdict(self)
 
 
-_RNN_CLASSES: dict[str, type[nn.RNNBase]] = {"lstm": nn.LSTM, "gru": nn.GRU, "rnn": nn.RNN}
+# Callables rather than type[nn.RNNBase]: RNNBase's own constructor takes the mode first.
+_RNN_CLASSES: dict[str, Callable[..., nn.RNNBase]] = {"lstm": nn.LSTM, "gru": nn.GRU, "rnn": nn.RNN}
 
 
 class CharRNN(nn.Module):

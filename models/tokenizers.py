@@ -58,7 +58,9 @@ class Tokenizer(ABC):
         self.vocab: list[str] = list(vocab)
         self.unknown: UnknownPolicy = unknown
         self.unk_token = unk_token
-        self.unk_id: int | None = self.vocab.index(unk_token) if unk_token in vocab else None
+        self.unk_id: int | None = (
+            self.vocab.index(unk_token) if unk_token is not None and unk_token in vocab else None
+        )
         self._ids: dict[str, int] = {token: i for i, token in enumerate(self.vocab)}
 
     @property
@@ -167,7 +169,7 @@ def fit_tokenizer(
 
 
 def tokenizer_from_json(data: Mapping[str, Any]) -> Tokenizer:
-    """Rebuild a tokenizer from its `to_json()` description (checked, since it comes from a file)."""
+    """Rebuild a tokenizer from its `to_json()` description, checked: it comes from a file."""
     if not isinstance(data, Mapping):
         raise TokenizerError("the tokenizer description is not a JSON object")
     vocab = data.get("vocab")

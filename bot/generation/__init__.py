@@ -16,6 +16,8 @@ from bot.generation.backend import (
     ModelInfo,
     StreamChunk,
 )
+from bot.generation.engine import Engine
+from bot.generation.model import LoadedModel, load_model
 from bot.generation.params import (
     EngineConfig,
     GenerationLimits,
@@ -27,13 +29,16 @@ from bot.generation.params import (
 __all__ = [
     "BackendStats",
     "Completion",
+    "Engine",
     "EngineConfig",
     "FinishReason",
     "GenerationBackend",
     "GenerationLimits",
     "GenerationParams",
+    "LoadedModel",
     "ModelInfo",
     "Provider",
     "StreamChunk",
+    "load_model",
     "validate_prompt",
 ]

@@ -119,7 +119,7 @@ class LoadedModel:
         return logits, state_out
 
     def prime(self, ids: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
-        """Feed a whole prompt from the zero state in one call: last logits (V,), state (L*k, 1, H)."""
+        """Feed a prompt from the zero state in one call: last logits (V,), state (L*k, 1, H)."""
         tokens = np.asarray(ids, dtype=np.int64).reshape(1, -1)
         logits, state = self.run(tokens, self.zero_state(1))
         return logits[0, -1], state
@@ -259,7 +259,8 @@ def _check_tensors(
             dtype, rank = expected[arg.name]
             if arg.type != dtype:
                 raise ModelLoadError(
-                    f"{path} has {kind} {arg.name!r} of type {arg.type}; the contract needs {dtype}."
+                    f"{path} has {kind} {arg.name!r} of type {arg.type}; "
+                    f"the contract needs {dtype}."
                 )
             if len(arg.shape) != rank:
                 raise ModelLoadError(

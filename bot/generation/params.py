@@ -105,6 +105,7 @@ class EngineConfig:
     request_timeout: float | None = 120.0  # seconds per request, None = no limit
     drain_timeout: float = 10.0  # seconds close() lets in-flight requests finish
     stats_window: float = 10.0  # seconds over which stats() measures characters/s
+    stream_interval: float = 0.05  # seconds between deliveries of streamed text (coalescing)
     limits: GenerationLimits = field(default_factory=GenerationLimits)
 
     def __post_init__(self) -> None:
@@ -119,8 +120,10 @@ class EngineConfig:
             raise ValueError("max_queue must be 0 or more")
         if self.request_timeout is not None and self.request_timeout <= 0:
             raise ValueError("request_timeout must be positive (or None for no limit)")
-        if self.drain_timeout < 0 or self.stats_window <= 0:
-            raise ValueError("drain_timeout must be 0 or more and stats_window positive")
+        if self.drain_timeout < 0 or self.stream_interval < 0 or self.stats_window <= 0:
+            raise ValueError(
+                "drain_timeout and stream_interval must be 0 or more, stats_window positive"
+            )
 
 
 def _is_int(value: object) -> bool:

@@ -14,6 +14,10 @@ import numpy as np
 
 from bot.generation.params import GenerationParams
 
+#: Temperatures below this sample as greedy: 1/T would overflow float32 logits, and the
+#: distribution is an argmax to within float error anyway.
+MIN_TEMPERATURE = 1e-4
+
 
 def draw(cdf: np.ndarray, u: float) -> int:
     """The index i with cdf[i-1] <= u < cdf[i] (cdf unnormalised, u in [0, cdf[-1])).
@@ -40,7 +44,7 @@ def sample_one(
     rng: np.random.Generator,
 ) -> int:
     """One token from logits (V,): greedy at temperature 0, else top-k, then top-p, then draw."""
-    if temperature == 0:
+    if temperature < MIN_TEMPERATURE:
         return int(np.argmax(logits))
     z = logits.astype(np.float64) / temperature  # (V,)
     vocab = z.shape[0]
@@ -72,7 +76,7 @@ def sample_temperature(
     np.cumsum(z, axis=1, out=z)  # unnormalised CDFs
     u = np.fromiter((rng.random() for rng in rngs), np.float64, len(rngs)) * z[:, -1]
     # Inverse CDF for all rows at once: the number of CDF entries <= u is the drawn index.
-    tokens = np.count_nonzero(z <= u[:, None], axis=1)
+    tokens: np.ndarray = np.count_nonzero(z <= u[:, None], axis=1)
     vocab = z.shape[1]
     for row in np.flatnonzero(tokens >= vocab):  # rounding put u at the total: rare
         tokens[row] = _last_positive(z[row])
@@ -90,7 +94,7 @@ class BatchSampler:
         self.params = list(params)
         greedy, temp, filtered = [], [], []
         for i, p in enumerate(params):
-            if p.temperature == 0:
+            if p.temperature < MIN_TEMPERATURE:
                 greedy.append(i)
             elif p.top_k == 0 and p.top_p >= 1.0:
                 temp.append(i)

@@ -1,4 +1,4 @@
-"""Per-channel settings: the registry, both stores, and the SQLite file's crash and corruption cases."""
+"""Per-channel settings: the registry, both stores, the SQLite file's crash and corruption cases."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+import aiosqlite
 import pytest
 
 from bot import settings as settings_module
@@ -431,12 +432,12 @@ async def test_read_only_database_is_found_at_open(
     path = tmp_path / "s.sqlite3"
     store = await SqliteSettingsStore.open(path, make_registry())
     await store.close()
-    real_connect = settings_module.aiosqlite.connect
+    real_connect = aiosqlite.connect
 
     def read_only_connect(database: Path, **kwargs: Any) -> Any:
         return real_connect(f"file:{database}?mode=ro", uri=True, **kwargs)
 
-    monkeypatch.setattr(settings_module.aiosqlite, "connect", read_only_connect)
+    monkeypatch.setattr(aiosqlite, "connect", read_only_connect)
     with pytest.raises(SettingsStoreError, match="readonly") as info:
         await SqliteSettingsStore.open(path, make_registry())
     assert str(path) in str(info.value)

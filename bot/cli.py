@@ -1,0 +1,118 @@
+"""`python -m bot [run|chat]`: the Discord bot when DISCORD_TOKEN is set, else the console chat."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import signal
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import discord
+
+from bot.app import CharBot, point_discord_at
+from bot.config import Config, load_config
+from bot.console import run_console
+from bot.errors import CharbotError
+from bot.runtime import build_bot
+
+log = logging.getLogger(__name__)
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m bot",
+        description="charbot: a Discord bot that writes like the text it was trained on.",
+    )
+    parser.add_argument("--config", type=Path, help="a TOML config file")
+    parser.add_argument(
+        "--log-level", choices=["DEBUG", "INFO", "WARNING", "ERROR"], help="logging level"
+    )
+    parser.add_argument("--model", help="the default model's name (from the config)")
+    sub = parser.add_subparsers(dest="command")
+    run = sub.add_parser("run", help="run the Discord bot (needs DISCORD_TOKEN)")
+    run.add_argument(
+        "--sync-global", action="store_true", help="sync slash commands globally on start"
+    )
+    sub.add_parser("chat", help="chat with the model in this terminal")
+    return parser.parse_args(argv)
+
+
+def overrides_from(args: argparse.Namespace) -> dict[str, Any]:
+    overrides: dict[str, Any] = {}
+    if args.log_level:
+        overrides["logging.level"] = args.log_level
+    if args.model:
+        overrides["models.default"] = args.model
+    if getattr(args, "sync_global", False):
+        overrides["discord.sync_global"] = True
+    return overrides
+
+
+async def run_discord(config: Config) -> int:
+    token = config.discord.token
+    if not token:
+        print("error: DISCORD_TOKEN is not set; `python -m bot chat` needs none.", file=sys.stderr)
+        return 2
+    point_discord_at(config.discord.api_base, config.discord.gateway_url)
+    bot = await build_bot(config)
+    return await serve(bot, token)
+
+
+async def serve(bot: CharBot, token: str) -> int:
+    """Run until closed; SIGINT and SIGTERM shut down gracefully (see `CharBot.close`)."""
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, lambda s=sig: _shutdown(bot, s))
+    try:
+        async with bot:
+            await bot.start(token)
+    except discord.LoginFailure:
+        # discord.py's message is safe, but the token itself is never echoed.
+        print("error: Discord refused the token in DISCORD_TOKEN (401 Unauthorized).", file=sys.stderr)
+        return 1
+    except (aiohttp.ClientError, OSError, discord.GatewayNotFound) as exc:
+        print(f"error: cannot reach Discord: {type(exc).__name__}.", file=sys.stderr)
+        return 1
+    finally:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(sig)
+    return 0
+
+
+def _shutdown(bot: CharBot, sig: signal.Signals) -> None:
+    log.info("received %s: shutting down", sig.name)
+    asyncio.get_running_loop().create_task(bot.close())
+
+
+async def run_chat(config: Config) -> int:
+    bot = await build_bot(config)
+    try:
+        return await run_console(bot)
+    finally:
+        await bot.models.close()
+        await bot.settings.close()
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    try:
+        config = load_config(args.config, os.environ, overrides_from(args))
+        logging.basicConfig(
+            level=config.logging.level,
+            format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+            stream=sys.stderr,
+        )
+        command = args.command or ("run" if config.discord.token else "chat")
+        runner = run_discord if command == "run" else run_chat
+        return asyncio.run(runner(config))
+    except CharbotError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130

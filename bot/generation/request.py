@@ -1,0 +1,177 @@
+"""One generation request as the worker sees it (`Request`) and as the event loop sees it
+(`Handle`), and the `Update` a worker sends from one to the other.
+
+Threads: a `Request` is written by the one worker that holds it, except `cancelled`, which the
+event loop sets and the worker reads at its next step. A `Handle` is touched on the loop only.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import NamedTuple
+
+import numpy as np
+
+from bot.generation.backend import Completion, FinishReason
+from bot.generation.model import LoadedModel
+from bot.generation.params import GenerationParams
+
+
+class Handle:
+    """The event loop's side of a request: the future of its result, and streamed text."""
+
+    __slots__ = ("deadline", "future", "parts", "request", "timeout", "wake")
+
+    def __init__(
+        self,
+        future: asyncio.Future[Completion],
+        stream: bool,
+        timeout: float | None,
+        deadline: float | None,
+    ) -> None:
+        self.future = future
+        self.parts: list[str] = []  # streamed text not yet handed to the consumer
+        self.wake = asyncio.Event() if stream else None
+        self.timeout = timeout
+        self.deadline = deadline  # in loop.time(), None = no limit
+        self.request: Request | None = None
+
+
+class Update(NamedTuple):
+    """Worker -> loop: new streamed text, and at the end a completion or an error."""
+
+    handle: Handle
+    text: str
+    completion: Completion | None = None
+    error: BaseException | None = None
+
+
+class Request:
+    """A request's generation state: its model, prompt ids, params, random stream and output."""
+
+    __slots__ = (
+        "arrived",
+        "cancelled",
+        "chars",
+        "counted",
+        "emitted",
+        "emitted_pieces",
+        "finish_reason",
+        "handle",
+        "ids",
+        "max_length",
+        "model",
+        "params",
+        "pieces",
+        "prompt",
+        "rng",
+        "stop_at",
+        "stops",
+        "stream",
+        "text",
+        "tokens",
+        "unknown",
+        "vocab",
+    )
+
+    def __init__(
+        self,
+        model: LoadedModel,
+        prompt: str,
+        ids: list[int],
+        unknown: tuple[str, ...],
+        params: GenerationParams,
+        handle: Handle,
+    ) -> None:
+        self.model = model  # fixed at arrival: a hot swap does not move a request
+        self.vocab = model.pieces
+        self.prompt = prompt
+        self.ids = ids
+        self.unknown = unknown
+        self.params = params
+        self.max_length = params.max_length
+        self.stops = params.stop
+        self.stream = handle.wake is not None
+        self.handle = handle
+        self.rng = np.random.default_rng(params.seed)  # None: fresh OS entropy
+        self.arrived = time.monotonic()
+        self.cancelled = False  # set by the loop; the worker drops the row at its next step
+        self.tokens = 0
+        self.chars = 0
+        self.counted = 0  # characters already reported to the engine's stats
+        self.pieces: list[str] = []
+        self.text = ""  # the whole output, kept only when there are stop sequences
+        self.stop_at: int | None = None  # where a stop sequence begins in `text`
+        self.finish_reason: FinishReason = "length"
+        self.emitted = 0  # characters handed to the stream so far
+        self.emitted_pieces = 0
+
+    def advance(self, token: int) -> bool:
+        """Take the next token; True when the request is done (length or stop sequence)."""
+        piece = self.vocab[token]
+        self.pieces.append(piece)
+        self.tokens += 1
+        self.chars += len(piece)
+        if self.stops:
+            start = len(self.text)
+            self.text += piece
+            # A word-level piece may carry a stop sequence inside it, not only at its end:
+            # search the part of the text this piece could complete a stop sequence in.
+            found = [
+                i for s in self.stops if (i := self.text.find(s, max(0, start - len(s) + 1))) >= 0
+            ]
+            if found:
+                self.stop_at = min(found)
+                self.finish_reason = "stop"
+                return True
+        if self.tokens >= self.max_length:
+            self.finish_reason = "length"
+            return True
+        return False
+
+    def final_text(self) -> str:
+        """The output without the stop sequence (and anything after it)."""
+        if not self.stops:
+            return "".join(self.pieces)
+        return self.text if self.stop_at is None else self.text[: self.stop_at]
+
+    def take_stream_text(self) -> str:
+        """The output not yet streamed, holding back a tail that may begin a stop sequence."""
+        if not self.stops:
+            text = "".join(self.pieces[self.emitted_pieces :])
+            self.emitted_pieces = len(self.pieces)
+            self.emitted += len(text)
+            return text
+        end = len(self.text) - _held_back(self.text, self.stops)
+        text = self.text[self.emitted : end]
+        self.emitted = max(self.emitted, end)
+        return text
+
+    def take_final_text(self) -> str:
+        """The rest of the final text for a stream (never what was already streamed)."""
+        if not self.stops:
+            return self.take_stream_text()
+        return self.final_text()[self.emitted :]
+
+    def completion(self) -> Completion:
+        return Completion(
+            text=self.final_text(),
+            prompt=self.prompt,
+            tokens=self.tokens,
+            finish_reason=self.finish_reason,
+            unknown=self.unknown,
+            model=self.model.info.name,
+            seconds=time.monotonic() - self.arrived,
+        )
+
+
+def _held_back(text: str, stops: tuple[str, ...]) -> int:
+    """Length of the longest end of `text` that is a proper beginning of a stop sequence."""
+    longest = 0
+    for s in stops:
+        for k in range(min(len(s) - 1, len(text)), longest, -1):
+            if text.endswith(s[:k]):
+                longest = k
+                break
+    return longest

@@ -1,0 +1,304 @@
+"""The exporter's command line: `python -m exporter train|export|verify|sample`.
+
+    python -m exporter train corpus.txt --out runs/shake           # -> runs/shake/{best,last}.pt
+    python -m exporter train --out runs/shake --resume             # go on after Ctrl-C
+    python -m exporter export runs/shake/best.pt -o shake.onnx     # export, check, parity table
+    python -m exporter verify shake.onnx runs/shake/best.pt        # the parity check alone
+    python -m exporter sample shake.onnx --prompt "ROMEO:" --length 300 --temperature 0.8
+
+`main(argv)` returns the exit status: 0 on success, 1 for a bad input or a failed check (one
+sentence on stderr), 2 for a bad option (argparse), 130 after Ctrl-C.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import shlex
+import sys
+from dataclasses import fields
+from pathlib import Path
+from typing import Any
+
+from tqdm import tqdm
+
+from exporter.checkpoint import build_model, build_tokenizer, load_checkpoint, training_metadata
+from exporter.config import DEVICES, LEVELS, TrainConfig
+from exporter.errors import ExporterError, ExportError, TrainingInterrupted
+from exporter.onnx_export import export_onnx, read_metadata, verify_parity
+from exporter.sampling import SamplingParams, encode_prompt, generate, open_backend
+from exporter.train import describe, train
+from models import contract
+from models.contract import CELLS
+
+PROG = "python -m exporter"
+DEFAULTS = TrainConfig()
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # argparse has printed its usage and one-line error (or --help)
+        return exc.code if isinstance(exc.code, int) else 2
+    _setup_logging(args.verbose)
+    if args.command is None:
+        parser.print_help(sys.stderr)
+        return 2
+    try:
+        status: int = args.run(args, argv)
+        return status
+    except TrainingInterrupted as exc:
+        if exc.checkpoint is None:
+            _error(str(exc))
+        else:
+            resume = argv if "--resume" in argv else [*argv, "--resume"]
+            _error(f"{exc}; continue it with: {PROG} {shlex.join(resume)}")
+        return 130
+    except ExporterError as exc:
+        _error(str(exc))
+        return 1
+    except KeyboardInterrupt:
+        _error("interrupted")
+        return 130
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog=PROG, description=__doc__.split("\n")[0])
+    parser.add_argument("-v", "--verbose", action="store_true", help="log progress details")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    train = commands.add_parser("train", help="train a model on text files")
+    train.add_argument(
+        "corpus",
+        nargs="*",
+        type=Path,
+        metavar="CORPUS",
+        help="UTF-8 text files (with --resume: defaults to the checkpoint's)",
+    )
+    train.add_argument("--out", type=Path, required=True, help="directory for last.pt and best.pt")
+    train.add_argument("--resume", action="store_true", help="continue from OUT/last.pt")
+    train.add_argument("--overwrite", action="store_true", help="replace a run already in OUT")
+    train.add_argument("--no-progress", action="store_true", help="no progress bar")
+    _add_train_options(train)
+    train.set_defaults(run=run_train)
+
+    export = commands.add_parser("export", help="export a checkpoint to a contract ONNX file")
+    export.add_argument("checkpoint", type=Path, metavar="CKPT")
+    export.add_argument(
+        "-o",
+        "--output",
+        type=Path,
+        help="the .onnx file to write (default: CKPT with the suffix .onnx)",
+    )
+    export.add_argument(
+        "--tolerance",
+        type=float,
+        default=1e-4,
+        help="largest |Δlogits| allowed between ONNX Runtime and PyTorch",
+    )
+    export.set_defaults(run=run_export)
+
+    verify = commands.add_parser("verify", help="compare an ONNX file with its checkpoint")
+    verify.add_argument("model", type=Path, metavar="MODEL.onnx")
+    verify.add_argument("checkpoint", type=Path, metavar="CKPT")
+    verify.add_argument("--tolerance", type=float, default=1e-4)
+    verify.set_defaults(run=run_verify)
+
+    sample = commands.add_parser("sample", help="generate text from a .pt or .onnx model")
+    sample.add_argument("model", type=Path, metavar="FILE", help="a checkpoint or an .onnx file")
+    sample.add_argument("--prompt", default="", help="text to prime the model with")
+    sample.add_argument("--length", type=_count, default=500, help="new tokens to generate")
+    sample.add_argument("--temperature", type=float, default=0.8, help="0 = greedy")
+    sample.add_argument("--top-k", type=_count, default=0, help="0 = off")
+    sample.add_argument("--top-p", type=float, default=1.0, help="1.0 = off")
+    sample.add_argument("--seed", type=int, default=None, help="makes the text repeatable")
+    sample.set_defaults(run=run_sample)
+    return parser
+
+
+def _add_train_options(parser: argparse.ArgumentParser) -> None:
+    """TrainConfig's fields as options. Each defaults to None, meaning "not given": the config's
+    default applies, or with --resume the checkpoint's value."""
+
+    def option(flag: str, help: str, **kwargs: Any) -> None:
+        dest = flag[2:].replace("-", "_")
+        default = getattr(DEFAULTS, dest)
+        parser.add_argument(
+            flag, dest=dest, default=None, help=f"{help} (default: {default})", **kwargs
+        )
+
+    option("--level", "tokens are characters or words", choices=LEVELS)
+    option("--max-vocab", "word level: vocabulary size, <unk> included", type=int)
+    option("--val-fraction", "validation is this last fraction of each corpus", type=float)
+    option("--cell", "recurrent cell", choices=CELLS)
+    option("--layers", "recurrent layers", type=int)
+    option("--hidden", "units per layer", type=int)
+    option("--embedding", "embedding size", type=int)
+    option("--dropout", "dropout probability", type=float)
+    option("--seq-len", "tokens per training window", type=int)
+    option("--batch-size", "windows per step", type=int)
+    option(
+        "--carry-state",
+        "read the text as contiguous streams, carrying the state",
+        action=argparse.BooleanOptionalAction,
+    )
+    option("--lr", "peak learning rate", type=float)
+    option("--warmup-steps", "steps of linear warm-up", type=int)
+    option("--weight-decay", "AdamW weight decay", type=float)
+    option("--grad-clip", "gradient norm clip, 0 = off", type=float)
+    option("--max-steps", "stop after this many steps", type=int)
+    option(
+        "--max-minutes", "stop after this many minutes (alone, it replaces --max-steps)", type=float
+    )
+    option("--eval-interval", "steps between validations", type=int)
+    option("--eval-tokens", "validation sample size in tokens", type=int)
+    option("--log-interval", "steps between progress updates", type=int)
+    option("--seed", "random seed", type=int)
+    option("--device", "where to train", choices=DEVICES)
+    option("--threads", "CPU threads for torch, 0 = torch's default", type=int)
+
+
+def train_config(args: argparse.Namespace) -> TrainConfig:
+    """The defaults (or the checkpoint's config, with --resume), then the options given."""
+    given = {
+        f.name: getattr(args, f.name)
+        for f in fields(TrainConfig)
+        if getattr(args, f.name, None) is not None
+    }
+    if "max_minutes" in given and "max_steps" not in given:
+        given["max_steps"] = None  # the time budget alone bounds the run
+    base = DEFAULTS
+    if args.resume and (args.out / "last.pt").exists():
+        base = TrainConfig.from_dict(load_checkpoint(args.out / "last.pt")["train_config"])
+    return base.replace(**given)
+
+
+def run_train(args: argparse.Namespace, argv: list[str]) -> int:
+    if not args.corpus and not args.resume:
+        raise ExporterError("no corpus file was given")
+    config = train_config(args)
+    result = train(
+        config,
+        args.corpus,
+        args.out,
+        progress=not args.no_progress,
+        resume=args.resume,
+        overwrite=args.overwrite,
+        command=f"{PROG} {shlex.join(argv)}",
+    )
+    summary = describe(result)
+    print(
+        f"trained {summary['steps']} steps in {summary['seconds']:.1f} s "
+        f"({summary['tokens_per_second']:,} tokens/s); best validation loss "
+        f"{result.best_val_loss:.4f} nats/token"
+    )
+    print(f"best: {result.best_path}\nlast: {result.last_path}")
+    return 0
+
+
+def run_export(args: argparse.Namespace, argv: list[str]) -> int:
+    checkpoint = load_checkpoint(args.checkpoint)
+    model = build_model(checkpoint, args.checkpoint)
+    tokenizer = build_tokenizer(checkpoint, args.checkpoint)
+    output: Path = args.output or args.checkpoint.with_suffix(".onnx")
+    if output.is_dir():
+        raise ExportError(f"the output {output} is a directory; give a file name ending in .onnx")
+    if output.parent.exists() and not output.parent.is_dir():
+        raise ExportError(f"cannot write {output}: {output.parent} is a file, not a directory")
+    export_onnx(model, tokenizer, training_metadata(checkpoint), output)
+    report = verify_parity(output, model, tolerance=args.tolerance)
+    print(report.table())
+    size = output.stat().st_size
+    print(
+        f"wrote {output}: {size:,} bytes ({size / 2**20:.2f} MiB), {model.config.cell} "
+        f"{model.config.layers}x{model.config.hidden}, {model.num_parameters():,} parameters, "
+        f"{tokenizer.vocab_size} {tokenizer.level} tokens"
+    )
+    if not report.ok:
+        raise ExportError(
+            f"parity check failed: max |Δlogits| {report.max_abs_diff:.2e} is over the tolerance "
+            f"{report.tolerance:.0e}"
+        )
+    return 0
+
+
+def run_verify(args: argparse.Namespace, argv: list[str]) -> int:
+    metadata = read_metadata(args.model)
+    checkpoint = load_checkpoint(args.checkpoint)
+    model = build_model(checkpoint, args.checkpoint)
+    tokenizer = build_tokenizer(checkpoint, args.checkpoint)
+    onnx_model = json.loads(metadata[contract.META_MODEL])
+    onnx_vocab = json.loads(metadata[contract.META_TOKENIZER]).get("vocab")
+    shape = ("cell", "layers", "hidden", "embedding", "vocab_size")
+    if onnx_vocab != tokenizer.vocab or any(
+        onnx_model.get(key) != getattr(model.config, key) for key in shape
+    ):
+        raise ExportError(
+            f"{args.model} was not exported from {args.checkpoint}: their vocabularies or model "
+            "shapes differ"
+        )
+    report = verify_parity(args.model, model, tolerance=args.tolerance)
+    print(report.table())
+    if not report.ok:
+        raise ExportError(
+            f"parity check failed: max |Δlogits| {report.max_abs_diff:.2e} is over the tolerance "
+            f"{report.tolerance:.0e}"
+        )
+    return 0
+
+
+def run_sample(args: argparse.Namespace, argv: list[str]) -> int:
+    params = SamplingParams(args.temperature, args.top_k, args.top_p, args.seed)
+    backend = open_backend(args.model)
+    tokenizer = backend.tokenizer
+    ids, encoding = encode_prompt(tokenizer, args.prompt)
+    if encoding.unknown:
+        fate = f"replaced by {tokenizer.unk_token!r}" if tokenizer.unknown == "unk" else "dropped"
+        shown = ", ".join(repr(piece) for piece in dict.fromkeys(encoding.unknown))
+        print(
+            f"note: {len(encoding.unknown)} piece(s) of the prompt are not in the model's "
+            f"vocabulary and were {fate}: {shown}",
+            file=sys.stderr,
+        )
+    out = sys.stdout
+    out.write(args.prompt)
+    for token in generate(backend, ids, args.length, params):
+        out.write(tokenizer.decode([token]))
+        out.flush()
+    out.write("\n")
+    return 0
+
+
+def _count(text: str) -> int:
+    """argparse type: a whole number, 0 or more."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{value} is negative")
+    return value
+
+
+def _error(message: str) -> None:
+    message = message.rstrip()
+    print(f"error: {message}{'' if message.endswith('.') else '.'}", file=sys.stderr)
+
+
+class _StderrHandler(logging.Handler):
+    """Writes to whatever sys.stderr is at the time (tests swap it), above any progress bar."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        tqdm.write(self.format(record), file=sys.stderr)
+
+
+def _setup_logging(verbose: bool) -> None:
+    logger = logging.getLogger("exporter")
+    logger.setLevel(logging.INFO if verbose else logging.WARNING)
+    if not any(isinstance(h, _StderrHandler) for h in logger.handlers):
+        handler = _StderrHandler()
+        handler.setFormatter(logging.Formatter("%(levelname)s: %(message)s"))
+        logger.addHandler(handler)

@@ -1,0 +1,109 @@
+"""End-to-end fixtures: the real bot, with the real discord.py client, against FakeDiscord."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bot.app import CharBot
+from bot.config import Config, load_config
+from bot.generation.params import GenerationParams
+from bot.runtime import build_bot
+from tests.fakediscord import FakeDiscord
+from tests.fakediscord.fixtures import CLIENT_KWARGS, fake_discord, running_client
+
+__all__ = ["fake_discord"]
+
+MARKOV_CORPUS = "Hear ye, @everyone! The king is dead. Long live the king, @everyone!\n" * 20
+
+
+def write_config(tmp_path: Path, server: FakeDiscord, tiny_onnx: Path, **sections: str) -> Path:
+    corpus = tmp_path / "markov.txt"
+    corpus.write_text(MARKOV_CORPUS)
+    w = server.world
+    text = f"""
+[discord]
+test_guild_id = {w.guild.id}
+owner_ids = [{w.owner.id}]
+cooldown_seconds = 0.0
+
+[engine]
+workers = 1
+timeout_seconds = 30.0
+
+[generation]
+length = 40
+
+[models]
+default = "tiny"
+
+[models.tiny]
+path = "{tiny_onnx}"
+
+[models.markov]
+path = "{corpus}"
+backend = "markov"
+
+[store]
+path = "{tmp_path / 'settings.sqlite3'}"
+"""
+    for name, body in sections.items():
+        text += f"\n[{name}]\n{body}\n"
+    path = tmp_path / "charbot.toml"
+    path.write_text(text)
+    return path
+
+
+def bot_config(path: Path, server: FakeDiscord) -> Config:
+    env = {
+        "DISCORD_TOKEN": server.token,
+        "CHARBOT_DISCORD_API_BASE": server.api_base,
+        "CHARBOT_DISCORD_GATEWAY_URL": server.gateway_url,
+    }
+    return load_config(path, env, {})
+
+
+class ParamSpy:
+    """Records what reaches each backend: (model, channel prompt, params)."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, str, GenerationParams]] = []
+
+    def attach(self, bot: CharBot) -> None:
+        for name, backend in bot.models.items():
+            original = backend.complete
+
+            async def spy(
+                prompt: str,
+                params: GenerationParams | None = None,
+                *,
+                _name: str = name,
+                _original: Any = original,
+                **kwargs: Any,
+            ) -> Any:
+                assert params is not None
+                self.calls.append((_name, prompt, params))
+                return await _original(prompt, params, **kwargs)
+
+            backend.complete = spy  # type: ignore[method-assign]
+
+
+RunBot = Callable[..., contextlib.AbstractAsyncContextManager[CharBot]]
+
+
+@pytest.fixture
+def run_bot(fake_discord: FakeDiscord, tmp_path: Path, tiny_onnx: Path) -> RunBot:
+    """`async with run_bot() as bot:` a connected CharBot; the same store on every call."""
+    path = write_config(tmp_path, fake_discord, tiny_onnx)
+
+    @contextlib.asynccontextmanager
+    async def run(config_path: Path = path) -> AsyncIterator[CharBot]:
+        bot = await build_bot(bot_config(config_path, fake_discord), **CLIENT_KWARGS)
+        async with running_client(bot, fake_discord):
+            yield bot
+
+    return run

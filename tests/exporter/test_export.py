@@ -1,0 +1,134 @@
+"""Export: the ONNX contract (names, dtypes, dynamic dims, metadata), parity, verify, cells."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import pytest
+
+from exporter.checkpoint import build_model, build_tokenizer, load_checkpoint
+from exporter.cli import main
+from exporter.onnx_export import verify_parity
+from exporter.train import TrainResult, train
+from models import contract
+from tests.exporter.conftest import tiny_config
+
+
+@pytest.fixture(scope="module")
+def exported(trained: TrainResult, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("onnx") / "tiny.onnx"
+    assert main(["export", str(trained.best_path), "-o", str(path)]) == 0
+    return path
+
+
+def dims(value: onnx.ValueInfoProto) -> list[str | int]:
+    """A tensor's dimensions: a name for a dynamic one, a number for a fixed one."""
+    return [d.dim_param or d.dim_value for d in value.type.tensor_type.shape.dim]
+
+
+def test_export_follows_the_contract(trained: TrainResult, exported: Path) -> None:
+    model = onnx.load(str(exported))
+    onnx.checker.check_model(model, full_check=True)
+    inputs = {v.name: v for v in model.graph.input}
+    outputs = {v.name: v for v in model.graph.output}
+    assert list(inputs) == list(contract.INPUT_NAMES)
+    assert list(outputs) == list(contract.OUTPUT_NAMES)
+    int64, float32 = onnx.TensorProto.INT64, onnx.TensorProto.FLOAT
+    assert inputs["tokens"].type.tensor_type.elem_type == int64
+    assert all(
+        v.type.tensor_type.elem_type == float32 for v in [inputs["state"], *outputs.values()]
+    )
+    ckpt = load_checkpoint(trained.best_path)
+    vocab = len(ckpt["tokenizer"]["vocab"])
+    state_layers = 2 * 2  # LSTM: 2 layers, h and c
+    assert dims(inputs["tokens"]) == ["batch", "time"]
+    assert dims(inputs["state"]) == [state_layers, "batch", 24]
+    assert dims(outputs["logits"]) == ["batch", "time", vocab]
+    assert dims(outputs["state_out"]) == [state_layers, "batch", 24]
+
+    meta = {p.key: p.value for p in model.metadata_props}
+    assert set(contract.REQUIRED_METADATA) <= set(meta)
+    assert meta[contract.META_FORMAT] == "1"
+    tokenizer = json.loads(meta[contract.META_TOKENIZER])
+    assert tokenizer == ckpt["tokenizer"] and tokenizer["level"] == "char"
+    shape = json.loads(meta[contract.META_MODEL])
+    assert {k: shape[k] for k in ("cell", "layers", "hidden", "embedding")} == {
+        "cell": "lstm",
+        "layers": 2,
+        "hidden": 24,
+        "embedding": 8,
+    }
+    assert shape["parameters"] == build_model(ckpt, trained.best_path).num_parameters()
+    training = json.loads(meta[contract.META_TRAINING])
+    assert training["corpus"] == "corpus.txt"
+    assert training["sha256"] == ckpt["corpus"]["sha256"]
+    assert training["characters"] == ckpt["corpus"]["characters"]
+    assert training["steps"] == 24 and training["seconds"] >= 0
+    assert training["best_val_loss"] == pytest.approx(trained.best_val_loss)
+    assert training["command"]
+
+
+def test_onnx_runs_with_any_batch_and_time(exported: Path) -> None:
+    session = ort.InferenceSession(str(exported), providers=["CPUExecutionProvider"])
+    for batch, time in [(1, 1), (5, 7)]:
+        state = np.zeros((4, batch, 24), dtype=np.float32)
+        tokens = np.zeros((batch, time), dtype=np.int64)
+        logits, state_out = session.run(None, {"tokens": tokens, "state": state})
+        assert logits.shape[:2] == (batch, time) and state_out.shape == state.shape
+
+
+def test_export_prints_parity_and_size(
+    trained: TrainResult, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "m.onnx"
+    assert main(["export", str(trained.last_path), "-o", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "max|Δlogits|" in printed and ": ok" in printed
+    assert f"{out.stat().st_size:,} bytes" in printed
+
+
+def test_verify_passes_for_its_checkpoint_and_fails_for_another(
+    trained: TrainResult,
+    exported: Path,
+    tmp_path: Path,
+    corpus: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert main(["verify", str(exported), str(trained.best_path)]) == 0
+    assert ": ok" in capsys.readouterr().out
+    other = train(tiny_config(hidden=16), [corpus], tmp_path, progress=False)
+    assert main(["verify", str(exported), str(other.best_path)]) == 1
+    err = capsys.readouterr().err
+    assert "was not exported from" in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize("cell", ["lstm", "gru", "rnn"])
+def test_every_cell_exports_with_parity(cell: str, tmp_path: Path, corpus: Path) -> None:
+    result = train(tiny_config(cell=cell, max_steps=4), [corpus], tmp_path, progress=False)
+    out = tmp_path / f"{cell}.onnx"
+    assert main(["export", str(result.best_path), "-o", str(out)]) == 0
+    ckpt = load_checkpoint(result.best_path)
+    report = verify_parity(out, build_model(ckpt, result.best_path), batches=(1, 3))
+    assert report.ok and report.max_abs_diff <= 1e-4
+    assert {c.chunks for c in report.cases} == {1, 4}  # whole and in chunks
+
+
+def test_word_level_trains_and_exports(
+    tmp_path: Path, word_corpus: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # A vocabulary too small for the corpus: rare words become <unk>, and training says so.
+    config = tiny_config(level="word", max_vocab=12, seq_len=8, max_steps=4)
+    result = train(config, [word_corpus], tmp_path, progress=False)
+    ckpt = load_checkpoint(result.best_path)
+    tokenizer = build_tokenizer(ckpt, result.best_path)
+    assert tokenizer.level == "word" and tokenizer.vocab_size == 12
+    assert "<unk>" in tokenizer.vocab
+    out = tmp_path / "words.onnx"
+    assert main(["export", str(result.best_path), "-o", str(out)]) == 0
+    meta = {p.key: p.value for p in onnx.load(str(out)).metadata_props}
+    assert json.loads(meta[contract.META_TOKENIZER])["level"] == "word"
+    assert json.loads(meta[contract.META_TRAINING])["level"] == "word"
