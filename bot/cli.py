@@ -68,13 +68,13 @@ async def serve(bot: CharBot, token: str) -> int:
     """Run until closed; SIGINT and SIGTERM shut down gracefully (see `CharBot.close`)."""
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, lambda s=sig: _shutdown(bot, s))
+        loop.add_signal_handler(sig, _shutdown, bot, sig)
     try:
         async with bot:
             await bot.start(token)
     except discord.LoginFailure:
         # discord.py's message is safe, but the token itself is never echoed.
-        print("error: Discord refused the token in DISCORD_TOKEN (401 Unauthorized).", file=sys.stderr)
+        print("error: Discord refused the token in DISCORD_TOKEN (401).", file=sys.stderr)
         return 1
     except (aiohttp.ClientError, OSError, discord.GatewayNotFound) as exc:
         print(f"error: cannot reach Discord: {type(exc).__name__}.", file=sys.stderr)

@@ -84,7 +84,9 @@ class ConsoleChat:
             try:
                 value = float(args[1])
             except ValueError:
-                raise InvalidSettingError(f"The temperature must be a number; got {args[1]!r}.")
+                raise InvalidSettingError(
+                    f"The temperature must be a number; got {args[1]!r}."
+                ) from None
             stored = await temperature_commands.set_temperature(self.bot, channel, value)
             self.say(f"Temperature set to {stored:g}.")
         elif name == "temperature" and args in (["show"], []):

@@ -79,7 +79,8 @@ class Completions(CharbotCog):
     def _check_cooldown(self, user: discord.abc.User) -> None:
         wait = self.cooldowns.retry_after(user.id)
         if wait > 0:
-            raise app_commands.CommandOnCooldown(app_commands.Cooldown(1, self.cooldowns.seconds), wait)
+            cooldown = app_commands.Cooldown(1, self.cooldowns.seconds)
+            raise app_commands.CommandOnCooldown(cooldown, wait)
 
     @app_commands.command(name="complete")
     @app_commands.describe(

@@ -18,7 +18,7 @@ class MarkovChain:
         self.order = order
         tokens = re.findall(WORD_PATTERN, text)
         if len(tokens) <= order:
-            raise ValueError(f"the text has {len(tokens)} tokens; an order-{order} chain needs more")
+            raise ValueError(f"the text has {len(tokens)} tokens; order {order} needs more")
         counts: defaultdict[State, Counter[str]] = defaultdict(Counter)
         for i in range(len(tokens) - order):
             counts[tuple(tokens[i : i + order])][tokens[i + order]] += 1

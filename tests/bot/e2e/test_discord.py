@@ -7,7 +7,7 @@ import pytest
 from tests.bot.e2e.conftest import ParamSpy, RunBot
 from tests.fakediscord import CommandNotRegistered, FakeDiscord, RecordedMessage
 
-NO_PINGS = {"parse": []}
+NO_PINGS: dict[str, list[str]] = {"parse": []}
 
 
 async def test_channel_temperatures_reach_the_engine(
