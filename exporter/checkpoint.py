@@ -148,8 +148,13 @@ def training_metadata(checkpoint: Checkpoint) -> dict[str, Any]:
     val_loss = checkpoint.get("val_loss")
     if val_loss is None:
         val_loss = checkpoint.get("best_val_loss")
+    corpus = dict(checkpoint["corpus"])
+    # File names, digests and sizes travel with the model; this machine's directories do not.
+    corpus["files"] = [
+        {key: f[key] for key in ("name", "sha256", "characters")} for f in corpus.get("files", [])
+    ]
     return {
-        **checkpoint["corpus"],
+        **corpus,
         "level": config.get("level"),
         "steps": checkpoint["step"],
         "seconds": round(float(checkpoint.get("elapsed", 0.0)), 1),

@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import shlex
 import sys
 from dataclasses import fields
@@ -63,14 +64,24 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         _error("interrupted")
         return 130
+    except BrokenPipeError:
+        # The reader of stdout went away (`sample ... | head`): stop quietly, as `cat` does, and
+        # point stdout at /dev/null so that Python's flush at exit does not fail again.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog=PROG, description=__doc__.split("\n")[0])
     parser.add_argument("-v", "--verbose", action="store_true", help="log progress details")
+    # -v also after the command; SUPPRESS keeps the subcommand from resetting it to False.
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument(
+        "-v", "--verbose", action="store_true", default=argparse.SUPPRESS, help="log details"
+    )
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
 
-    train = commands.add_parser("train", help="train a model on text files")
+    train = commands.add_parser("train", parents=[common], help="train a model on text files")
     train.add_argument(
         "corpus",
         nargs="*",
@@ -85,7 +96,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add_train_options(train)
     train.set_defaults(run=run_train)
 
-    export = commands.add_parser("export", help="export a checkpoint to a contract ONNX file")
+    export = commands.add_parser(
+        "export", parents=[common], help="export a checkpoint to a contract ONNX file"
+    )
     export.add_argument("checkpoint", type=Path, metavar="CKPT")
     export.add_argument(
         "-o",
@@ -101,13 +114,17 @@ def build_parser() -> argparse.ArgumentParser:
     )
     export.set_defaults(run=run_export)
 
-    verify = commands.add_parser("verify", help="compare an ONNX file with its checkpoint")
+    verify = commands.add_parser(
+        "verify", parents=[common], help="compare an ONNX file with its checkpoint"
+    )
     verify.add_argument("model", type=Path, metavar="MODEL.onnx")
     verify.add_argument("checkpoint", type=Path, metavar="CKPT")
     verify.add_argument("--tolerance", type=float, default=1e-4)
     verify.set_defaults(run=run_verify)
 
-    sample = commands.add_parser("sample", help="generate text from a .pt or .onnx model")
+    sample = commands.add_parser(
+        "sample", parents=[common], help="generate text from a .pt or .onnx model"
+    )
     sample.add_argument("model", type=Path, metavar="FILE", help="a checkpoint or an .onnx file")
     sample.add_argument("--prompt", default="", help="text to prime the model with")
     sample.add_argument("--length", type=_count, default=500, help="new tokens to generate")
@@ -126,6 +143,8 @@ def _add_train_options(parser: argparse.ArgumentParser) -> None:
     def option(flag: str, help: str, **kwargs: Any) -> None:
         dest = flag[2:].replace("-", "_")
         default = getattr(DEFAULTS, dest)
+        if kwargs.get("type") in (int, float):
+            kwargs["metavar"] = "N" if kwargs["type"] is int else "X"
         parser.add_argument(
             flag, dest=dest, default=None, help=f"{help} (default: {default})", **kwargs
         )

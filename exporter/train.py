@@ -21,7 +21,7 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -73,8 +73,8 @@ class TrainResult:
 
 def train(
     config: TrainConfig,
-    corpus_paths: list[Path],
-    out_dir: Path,
+    corpus_paths: Sequence[str | Path],
+    out_dir: str | Path,
     *,
     progress: bool = True,
     resume: bool = False,
@@ -87,6 +87,7 @@ def train(
     With `resume`, go on from `out_dir/last.pt`; the config may then differ only in its budget
     and runtime options, and `corpus_paths` may be empty (the checkpoint's own are used).
     """
+    paths = [Path(p) for p in corpus_paths]
     device = resolve_device(config.device)
     if config.threads:
         torch.set_num_threads(config.threads)
@@ -96,14 +97,14 @@ def train(
     saved: Checkpoint | None = None
     if resume:
         saved = _load_for_resume(last_path, config)
-        if not corpus_paths:
-            corpus_paths = [Path(f["path"]) for f in saved["corpus"]["files"]]
+        if not paths:
+            paths = [Path(f["path"]) for f in saved["corpus"]["files"]]
     elif last_path.exists() and not overwrite:
         raise ConfigError(
             f"{out_dir} already holds a training run; pass --resume to continue it, --overwrite "
             "to start again, or another --out"
         )
-    corpus = read_corpora(corpus_paths)
+    corpus = read_corpora(paths)
     if saved is not None:
         if corpus.sha256 != saved["corpus"]["sha256"]:
             raise CorpusError(
@@ -397,7 +398,6 @@ class Trainer:
                 bar.close()
                 best_val_loss = self.final_validation()
         except KeyboardInterrupt:
-            bar.close()
             raise self._interrupted(consistent) from None
         finally:
             bar.close()

@@ -36,30 +36,29 @@ Deliver = Callable[[list[Update], int], None]
 class Batch:
     """The rows one worker advances together on one model.
 
-    tokens (B, 1) int64: each row's last sampled token, the next input.
+    tokens (B, 1) int64: each row's last sampled token, the next input. It is a view of the
+        sampler's output buffer, so a sampled step needs no copy into the next input.
     state (layers * k, B, H) float32: each row's recurrent state, stacked on axis 1.
     """
 
     def __init__(self, model: LoadedModel) -> None:
         self.model = model
         self.rows: list[Request] = []
-        self.tokens = np.empty((0, 1), dtype=np.int64)
         self.state = model.zero_state(0)
         self.sampler = BatchSampler([], [])
+        self.tokens = self.sampler.out.reshape(0, 1)
 
     def add(self, request: Request, state: np.ndarray, token: int) -> None:
         """Stack a primed request (state (layers * k, 1, H)) whose next input is `token`."""
         self.rows.append(request)
         self.state = np.concatenate([self.state, state], axis=1)
-        self.tokens = np.concatenate([self.tokens, np.array([[token]], dtype=np.int64)])
-        self._resample()
+        self._resample(np.append(self.sampler.out, token))
 
     def keep(self, keep: list[int]) -> None:
         """Keep only the rows at these indices (copies: state stays contiguous)."""
         self.rows = [self.rows[i] for i in keep]
         self.state = np.ascontiguousarray(self.state[:, keep])
-        self.tokens = np.ascontiguousarray(self.tokens[keep])
-        self._resample()
+        self._resample(self.sampler.out[keep])
 
     def step(self) -> list[int]:
         """Advance every row by one token; the indices of rows that are now done."""
@@ -67,16 +66,19 @@ class Batch:
         logits = logits[:, -1, :]  # (B, V)
         if self.model.banned_id is not None:
             logits[:, self.model.banned_id] = -np.inf
-        next_tokens = self.sampler(logits)  # (B,)
-        self.tokens[:, 0] = next_tokens
+        next_tokens = self.sampler(logits)  # (B,), the buffer under self.tokens
+        if len(self.rows) == 1:  # the single stream: skip the general bookkeeping
+            return [0] if self.rows[0].advance(int(next_tokens[0])) else []
         return [
             i
             for i, (row, token) in enumerate(zip(self.rows, next_tokens.tolist(), strict=True))
             if row.advance(token)
         ]
 
-    def _resample(self) -> None:
+    def _resample(self, tokens: np.ndarray) -> None:
         self.sampler = BatchSampler([r.params for r in self.rows], [r.rng for r in self.rows])
+        self.sampler.out[:] = tokens
+        self.tokens = self.sampler.out.reshape(-1, 1)  # (B, 1) view
 
 
 class Pool:
@@ -97,6 +99,7 @@ class Pool:
         self.cond = threading.Condition()
         self.pending: deque[Request] = deque()
         self.active = 0  # requests held by workers (priming or in a batch)
+        self.cancellations = 0  # counts withdraw() calls (made on the loop thread only)
         self.closed = False  # no new requests
         self.stopping = False  # workers exit
         self.workers = [Worker(self, i) for i in range(workers)]
@@ -119,6 +122,7 @@ class Pool:
     def withdraw(self, request: Request) -> None:
         """Cancel a request: out of the queue now, or out of its batch at the worker's next step."""
         request.cancelled = True
+        self.cancellations += 1  # workers compare it each step instead of scanning their rows
         # Not in the queue when a worker has taken it already: the worker drops it instead.
         with self.cond, contextlib.suppress(ValueError):
             self.pending.remove(request)
@@ -167,6 +171,7 @@ class Worker(threading.Thread):
         self.batches: dict[LoadedModel, Batch] = {}
         self.outbox: list[Update] = []
         self.chars = 0  # characters generated since the last flush
+        self.seen_cancellations = 0
         self.last_flush = time.monotonic()
 
     def run(self) -> None:
@@ -205,8 +210,12 @@ class Worker(threading.Thread):
         batch.add(request, state, token)
 
     def _step(self, batch: Batch) -> None:
-        if any(row.cancelled for row in batch.rows):
-            self._leave(batch, {i for i, row in enumerate(batch.rows) if row.cancelled})
+        if self.pool.cancellations != self.seen_cancellations:
+            # Some request somewhere was cancelled: drop the cancelled rows of all batches.
+            self.seen_cancellations = self.pool.cancellations
+            for each in self.batches.values():
+                if cancelled := {i for i, row in enumerate(each.rows) if row.cancelled}:
+                    self._leave(each, cancelled)
             if not batch.rows:
                 return
         try:

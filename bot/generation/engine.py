@@ -93,7 +93,12 @@ class Engine:
     async def complete(
         self, prompt: str, params: GenerationParams | None = None, *, timeout: float | None = None
     ) -> Completion:
-        """Generate a whole text. Raises `GenerationError` subclasses; see `GenerationBackend`."""
+        """Generate a whole text after `prompt` (not included in the result).
+
+        An empty prompt (or one the vocabulary cannot encode at all) starts from the zero state
+        and the start token: "\\n" where the vocabulary has it, else id 0. Raises
+        `GenerationError` subclasses: see `GenerationBackend`.
+        """
         handle = self._submit(prompt, params, stream=False, timeout=timeout)
         try:
             async with asyncio.timeout_at(handle.deadline):
@@ -149,8 +154,7 @@ class Engine:
 
     def stats(self) -> BackendStats:
         now = self._loop.time()
-        while self._window and self._window[0][0] < now - self.config.stats_window:
-            self._window.popleft()
+        self._prune_window(now)
         span = min(self.config.stats_window, max(now - self._started, 1e-3))
         return BackendStats(
             queue_depth=len(self._pool.pending),
@@ -208,6 +212,10 @@ class Engine:
         self._outstanding.add(handle)
         return handle
 
+    def _prune_window(self, now: float) -> None:
+        while self._window and self._window[0][0] < now - self.config.stats_window:
+            self._window.popleft()
+
     def _abandon(self, handle: Handle) -> None:
         """The caller is gone (cancelled, timed out, closed): drop the request from the pool."""
         if handle not in self._outstanding:
@@ -235,8 +243,10 @@ class Engine:
     def _deliver(self, updates: list[Update], chars: int) -> None:
         """On the loop: apply a worker's flush to the waiting futures and streams."""
         if chars:
+            now = self._loop.time()
             self._chars += chars
-            self._window.append((self._loop.time(), chars))
+            self._window.append((now, chars))
+            self._prune_window(now)
         for handle, text, completion, error in updates:
             future = handle.future
             if future.done():

@@ -25,7 +25,7 @@ def draw(cdf: np.ndarray, u: float) -> int:
     Entries of probability 0 (cdf[i] == cdf[i-1]) can never be chosen. Rounding may put u at
     cdf[-1]; then the last entry of positive probability is taken.
     """
-    i = int(np.searchsorted(cdf, u, side="right"))
+    i = int(cdf.searchsorted(u, side="right"))
     if i >= cdf.shape[0]:
         i = _last_positive(cdf)
     return i
@@ -66,18 +66,40 @@ def sample_one(
     return draw(cdf, rng.random() * cdf[-1])
 
 
+def sample_temperature_row(
+    logits: np.ndarray, inv_temperature: float, rng: np.random.Generator, work: np.ndarray
+) -> int:
+    """One row, logits (V,), into scratch `work` (V,): the same arithmetic as the batch path,
+    with a binary search instead of a full comparison."""
+    # ufuncs called directly: np.cumsum and ndarray.max add microseconds of Python overhead.
+    np.subtract(logits, np.maximum.reduce(logits), out=work)
+    np.multiply(work, inv_temperature, out=work)
+    np.exp(work, out=work)
+    np.add.accumulate(work, out=work)
+    token = int(work.searchsorted(rng.random() * float(work[-1]), side="right"))
+    return token if token < work.shape[0] else _last_positive(work)
+
+
 def sample_temperature(
-    logits: np.ndarray, inv_temperature: np.ndarray, rngs: Sequence[np.random.Generator]
+    logits: np.ndarray,
+    inv_temperature: np.ndarray,
+    rngs: Sequence[np.random.Generator],
+    work: np.ndarray | None = None,
 ) -> np.ndarray:
-    """Rows of logits (n, V) at their temperatures (inv_temperature (n, 1)) -> tokens (n,)."""
-    z = logits * inv_temperature  # (n, V) float32, a new array
-    z -= z.max(axis=1, keepdims=True)
+    """Rows of logits (n, V) at their temperatures (inv_temperature (n, 1)) -> tokens (n,).
+
+    `work` (n, V) float32 is scratch space (reused across steps to save an allocation).
+    """
+    z = np.empty(logits.shape, np.float32) if work is None else work
+    np.subtract(logits, np.maximum.reduce(logits, axis=1, keepdims=True), out=z)
+    np.multiply(z, inv_temperature, out=z)
     np.exp(z, out=z)
-    np.cumsum(z, axis=1, out=z)  # unnormalised CDFs
-    u = np.fromiter((rng.random() for rng in rngs), np.float64, len(rngs)) * z[:, -1]
+    np.add.accumulate(z, axis=1, out=z)  # unnormalised CDFs, (n, V)
+    vocab = z.shape[1]
+    u = np.array([rng.random() for rng in rngs])
+    u *= z[:, -1]
     # Inverse CDF for all rows at once: the number of CDF entries <= u is the drawn index.
     tokens: np.ndarray = np.count_nonzero(z <= u[:, None], axis=1)
-    vocab = z.shape[1]
     for row in np.flatnonzero(tokens >= vocab):  # rounding put u at the total: rare
         tokens[row] = _last_positive(z[row])
     return tokens
@@ -108,22 +130,35 @@ class BatchSampler:
         self.inv_temp = np.array(
             [[1.0 / params[i].temperature] for i in temp], dtype=np.float32
         ).reshape(-1, 1)  # (n, 1)
+        self._inv_temp_one = float(self.inv_temp[0, 0]) if temp else 1.0
         self.filtered = filtered
-        self._out = np.empty(self.size, dtype=np.int64)
+        self.out = np.empty(self.size, dtype=np.int64)  # the tokens of the last call
+        self._work: np.ndarray | None = None  # (n temp rows, V) or (V,) scratch, made at first use
 
     def __call__(self, logits: np.ndarray) -> np.ndarray:
-        """logits (B, V) -> next tokens (B,) int64 (a buffer reused on the next call)."""
-        out = self._out
+        """logits (B, V) -> next tokens (B,) int64: `self.out`, overwritten on the next call."""
+        out = self.out
         if self.all_greedy:
             np.argmax(logits, axis=1, out=out)
             return out
-        if self.all_temp:
-            out[:] = sample_temperature(logits, self.inv_temp, self.temp_rngs)
-            return out
+        if self.temp.size:
+            if self.size == 1:  # the single stream: no batch bookkeeping at all
+                if self._work is None:
+                    self._work = np.empty(logits.shape[1], np.float32)
+                out[0] = sample_temperature_row(
+                    logits[0], self._inv_temp_one, self.rngs[0], self._work
+                )
+                return out
+            if self._work is None:
+                self._work = np.empty((self.temp.size, logits.shape[1]), np.float32)
+            rows = logits if self.all_temp else logits[self.temp]
+            tokens = sample_temperature(rows, self.inv_temp, self.temp_rngs, self._work)
+            if self.all_temp:
+                out[:] = tokens
+                return out
+            out[self.temp] = tokens
         if self.greedy.size:
             out[self.greedy] = np.argmax(logits[self.greedy], axis=1)
-        if self.temp.size:
-            out[self.temp] = sample_temperature(logits[self.temp], self.inv_temp, self.temp_rngs)
         for i in self.filtered:
             p = self.params[i]
             out[i] = sample_one(logits[i], p.temperature, p.top_k, p.top_p, self.rngs[i])

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import torch
 
 from exporter.config import TrainConfig
 from exporter.train import TrainResult, train
@@ -24,8 +26,19 @@ def tiny_config(**changes: object) -> TrainConfig:
         eval_tokens=256,
         log_interval=4,
         lr=1e-2,
+        threads=1,
     )
     return base.replace(**changes)
+
+
+@pytest.fixture(autouse=True, scope="session")
+def one_torch_thread() -> Iterator[None]:
+    """Tiny models gain nothing from threads, and on a busy 2-core machine every parallel region
+    can wait a whole scheduler time slice for its second thread: one step then takes a second."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
 
 
 # Program-like and prose-like lines, so that word level has repeated words and a few rare ones.

@@ -12,14 +12,15 @@ import torch
 
 import exporter.cli
 from exporter.checkpoint import load_checkpoint
-from exporter.cli import main
+from exporter.cli import build_parser, main, train_config
+from exporter.config import TrainConfig
 from exporter.train import TrainResult, train
 
 # Tiny model options, as a user would type them.
 TINY = [
     "--hidden", "24", "--embedding", "8", "--seq-len", "16", "--batch-size", "4",
     "--max-steps", "12", "--warmup-steps", "2", "--eval-interval", "6", "--eval-tokens", "256",
-    "--no-progress",
+    "--threads", "1", "--no-progress",
 ]  # fmt: skip
 
 
@@ -211,3 +212,14 @@ def test_verify_fails_over_tolerance(
     )
     assert "FAILED" in printed and status == 1 and "parity check failed" in err
     assert_one_sentence(err)
+
+
+def test_options_build_the_config() -> None:
+    def config(*argv: str) -> TrainConfig:
+        return train_config(build_parser().parse_args(["train", "c.txt", "--out", "x", *argv]))
+
+    assert config() == TrainConfig()
+    timed = config("--max-minutes", "2")  # the time budget alone bounds the run
+    assert timed.max_steps is None and timed.max_minutes == 2.0
+    both = config("--max-minutes", "2", "--max-steps", "50", "--no-carry-state", "--level", "word")
+    assert both.max_steps == 50 and not both.carry_state and both.level == "word"

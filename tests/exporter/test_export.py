@@ -70,6 +70,9 @@ def test_export_follows_the_contract(trained: TrainResult, exported: Path) -> No
     assert training["steps"] == 24 and training["seconds"] >= 0
     assert training["best_val_loss"] == pytest.approx(trained.best_val_loss)
     assert training["command"]
+    assert training["files"] == [
+        {"name": "corpus.txt", "sha256": training["sha256"], "characters": training["characters"]}
+    ]
 
 
 def test_onnx_runs_with_any_batch_and_time(exported: Path) -> None:
@@ -117,12 +120,16 @@ def test_every_cell_exports_with_parity(cell: str, tmp_path: Path, corpus: Path)
     assert {c.chunks for c in report.cases} == {1, 4}  # whole and in chunks
 
 
-def test_word_level_trains_and_exports(
-    tmp_path: Path, word_corpus: Path, capsys: pytest.CaptureFixture[str]
+def test_word_level_trains_exports_and_samples(
+    tmp_path: Path,
+    word_corpus: Path,
+    capsys: pytest.CaptureFixture[str],
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     # A vocabulary too small for the corpus: rare words become <unk>, and training says so.
     config = tiny_config(level="word", max_vocab=12, seq_len=8, max_steps=4)
     result = train(config, [word_corpus], tmp_path, progress=False)
+    assert "mapped to '<unk>'" in caplog.text
     ckpt = load_checkpoint(result.best_path)
     tokenizer = build_tokenizer(ckpt, result.best_path)
     assert tokenizer.level == "word" and tokenizer.vocab_size == 12
@@ -132,3 +139,8 @@ def test_word_level_trains_and_exports(
     meta = {p.key: p.value for p in onnx.load(str(out)).metadata_props}
     assert json.loads(meta[contract.META_TOKENIZER])["level"] == "word"
     assert json.loads(meta[contract.META_TRAINING])["level"] == "word"
+    capsys.readouterr()
+    for path in (result.best_path, out):
+        assert main(["sample", str(path), "--prompt", "the zebra", "--length", "6"]) == 0
+        err = capsys.readouterr().err
+        assert "replaced by '<unk>': 'zebra'" in err

@@ -14,11 +14,11 @@ from exporter.checkpoint import FORMAT_KEY, load_checkpoint
 from exporter.config import TrainConfig
 from exporter.data import RandomWindows, StreamWindows
 from exporter.errors import ConfigError, CorpusError, TrainingInterrupted
-from exporter.train import TrainResult, learning_rate, train
+from exporter.train import StepHook, TrainResult, learning_rate, train
 from tests.exporter.conftest import tiny_config
 
 
-def stop_at(step: int, how: str = "raise") -> object:
+def stop_at(step: int, how: str = "raise") -> StepHook:
     """An on_step hook that acts like Ctrl-C once `step` steps are done."""
 
     def hook(done: int) -> None:

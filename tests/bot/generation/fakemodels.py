@@ -43,7 +43,8 @@ def build_bigram(
     v = len(vocab)
     if table is None:
         table = np.arange(v * v, dtype=np.float32).reshape(v, v) % 3
-    state_shape: list[str | int] = [1, "batch", hidden][:state_rank]
+    full: list[str | int] = [1, "batch", hidden]
+    state_shape = full[:state_rank]
     if state_rank > 3:
         state_shape += [1] * (state_rank - 3)
     inputs = [

@@ -79,7 +79,8 @@ async def test_greedy_is_the_manual_argmax_loop(start: Start, tiny_onnx: Path) -
 
 async def test_engine_is_a_generation_backend(start: Start, tiny_onnx: Path) -> None:
     engine = await start(tiny_onnx)
-    assert isinstance(engine, GenerationBackend)
+    backend: GenerationBackend = engine  # mypy checks the protocol here
+    assert isinstance(backend, GenerationBackend)
     assert engine.info.provider == "CPUExecutionProvider"
     assert engine.info.name == "tiny-lstm" and engine.info.path == tiny_onnx.resolve()
 

@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import onnxruntime as ort
 import pytest
 from onnx import TensorProto
 
@@ -142,7 +143,7 @@ def _fake_cuda_offered(monkeypatch: pytest.MonkeyPatch, claims_cuda: bool) -> li
         session = real(path, [CPU], options)
         return _ReportsCuda(session) if claims_cuda else session
 
-    monkeypatch.setattr(model_module.ort, "get_available_providers", lambda: [CUDA, CPU])
+    monkeypatch.setattr(ort, "get_available_providers", lambda: [CUDA, CPU])
     monkeypatch.setattr(model_module, "create_session", create)
     return asked
 
@@ -170,7 +171,7 @@ def test_cuda_that_falls_back_is_an_error(
 
 
 def test_cuda_not_offered_is_an_error(monkeypatch: pytest.MonkeyPatch, bigram_onnx: Path) -> None:
-    monkeypatch.setattr(model_module.ort, "get_available_providers", lambda: [CPU])
+    monkeypatch.setattr(ort, "get_available_providers", lambda: [CPU])
     with pytest.raises(ProviderError, match="only CPUExecutionProvider"):
         load_model(bigram_onnx, "cuda")
     assert load_model(bigram_onnx, "auto").info.provider == CPU

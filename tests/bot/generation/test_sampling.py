@@ -14,7 +14,8 @@ LOGITS = np.array([1.0, 1.5, -1.0, 3.0, -2.0, 0.0, 2.0, -0.5], dtype=np.float32)
 
 def softmax(x: np.ndarray) -> np.ndarray:
     e = np.exp(x - x.max())
-    return e / e.sum()
+    out: np.ndarray = e / e.sum()
+    return out
 
 
 def draws(temperature: float, top_k: int, top_p: float, seed: int = 0) -> np.ndarray:
