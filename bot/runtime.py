@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import os
 from pathlib import Path
 from typing import Any
 
@@ -30,26 +29,23 @@ def engine_config(config: Config) -> EngineConfig:
     )
 
 
-def store_path(config: Config, env: dict[str, str] | None = None) -> Path:
-    """The SQLite file: an absolute path as is, a relative one inside CHARBOT_DATA_DIR (or cwd)."""
-    path = Path(config.store.path)
-    if path.is_absolute():
-        return path
-    data_dir = (env if env is not None else os.environ).get("CHARBOT_DATA_DIR", ".")
-    return Path(data_dir) / path
-
-
-async def build_bot(config: Config, **client_options: Any) -> CharBot:
-    """A bot with its store open and the ONNX backend kind registered; plugins load in setup."""
-    registry = SettingsRegistry()
-    store = await SqliteSettingsStore.open(store_path(config), registry)
-    models = ModelRegistry()
+def register_onnx_kind(models: ModelRegistry, config: Config) -> None:
+    """The built-in backend kind: contract ONNX files served by the batching engine."""
     onnx_config = engine_config(config)
 
     async def start_onnx(name: str, path: Path) -> GenerationBackend:
         return await Engine.start(path, onnx_config)
 
     models.register_kind("onnx", start_onnx)
+
+
+async def build_bot(config: Config, **client_options: Any) -> CharBot:
+    """A bot with its store open and the ONNX backend kind registered; plugins load in setup."""
+    registry = SettingsRegistry()
+    # The config has already resolved the path (inside CHARBOT_DATA_DIR when relative).
+    store = await SqliteSettingsStore.open(config.store.path, registry)
+    models = ModelRegistry()
+    register_onnx_kind(models, config)
     return CharBot(
         config, settings=store, settings_registry=registry, models=models, **client_options
     )

@@ -216,8 +216,8 @@ class Worker(threading.Thread):
             for each in self.batches.values():
                 if cancelled := {i for i, row in enumerate(each.rows) if row.cancelled}:
                     self._leave(each, cancelled)
-            if not batch.rows:
-                return
+        if not batch.rows:  # emptied by cancellations, here or while stepping another batch
+            return
         try:
             done = batch.step()
         except Exception as exc:  # a failed step fails this batch, not the pool

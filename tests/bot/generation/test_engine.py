@@ -402,3 +402,23 @@ async def test_close_fails_what_does_not_drain_in_time(
     assert time.monotonic() - began < 1.0
     with pytest.raises(EngineClosedError, match="shut down before this request finished"):
         await long
+
+
+async def test_cancelling_during_a_swap_leaves_the_other_model_running(
+    start: Start, tiny_onnx: Path, tiny_onnx_gru: Path, slow_sessions: SlowFactory
+) -> None:
+    slow_sessions(0.002)
+    engine = await start(tiny_onnx, workers=1)  # one worker holds a batch per model
+    old = asyncio.create_task(engine.complete("To", GenerationParams(max_length=2000)))
+    await wait_until(lambda: engine.stats().active_requests == 1)
+    await engine.reload(tiny_onnx_gru)
+    new = asyncio.create_task(engine.complete("To", GenerationParams(max_length=2000)))
+    await wait_until(lambda: engine.stats().active_requests == 2)
+    new.cancel()  # empties the new model's batch while the old one runs on
+    await wait_until(lambda: engine.stats().active_requests == 1)
+    again = await engine.complete("To", GenerationParams(max_length=30))
+    assert (again.model, again.tokens) == ("tiny-gru", 30)
+    assert not old.done()
+    old.cancel()
+    await wait_until(lambda: engine.stats().active_requests == 0)
+    assert engine.stats().requests_failed == 2
