@@ -68,7 +68,7 @@ class GenerationParams:
                 f"The seed must be a whole number of 0 or more; got {self.seed!r}."
             )
         if not isinstance(self.stop, tuple) or not all(isinstance(s, str) for s in self.stop):
-            raise InvalidParamsError("Stop sequences must be a list of texts.")
+            raise InvalidParamsError("Stop sequences must be given as a tuple of texts.")
         if len(self.stop) > limits.max_stop:
             raise InvalidParamsError(
                 f"At most {limits.max_stop} stop sequences are allowed; got {len(self.stop)}."
