@@ -34,7 +34,7 @@ def register_onnx_kind(models: ModelRegistry, config: Config) -> None:
     onnx_config = engine_config(config)
 
     async def start_onnx(name: str, path: Path) -> GenerationBackend:
-        return await Engine.start(path, onnx_config)
+        return await Engine.start(path, onnx_config, name=name)
 
     models.register_kind("onnx", start_onnx)
 

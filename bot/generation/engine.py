@@ -13,6 +13,7 @@ workers, and results come back through `loop.call_soon_threadsafe`, coalesced pe
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 from collections import deque
 from collections.abc import AsyncIterator
@@ -49,6 +50,7 @@ class Engine:
             config.stream_interval,
             self._deliver_threadsafe,
         )
+        self._name: str | None = None  # the name given at start, kept across reloads
         self._outstanding: set[Handle] = set()
         self._closing = False
         self._closed = asyncio.Event()
@@ -60,13 +62,20 @@ class Engine:
         self._window: deque[tuple[float, int]] = deque()  # (loop time, characters) per flush
 
     @classmethod
-    async def start(cls, model_path: Path | str, config: EngineConfig | None = None) -> Engine:
-        """Load the model (in a thread) and start the workers."""
+    async def start(
+        cls, model_path: Path | str, config: EngineConfig | None = None, *, name: str | None = None
+    ) -> Engine:
+        """Load the model (in a thread) and start the workers.
+
+        `name` is what the model is called in `info` (the bot's config name); default: the
+        file's stem. It stays across reloads.
+        """
         config = config or EngineConfig()
         model = await asyncio.to_thread(
             load_model, model_path, config.provider, config.intra_op_threads
         )
-        engine = cls(model, config, asyncio.get_running_loop())
+        engine = cls(_named(model, name), config, asyncio.get_running_loop())
+        engine._name = name
         engine._pool.start()
         log.info(
             "generation engine started: %s on %s, %d worker(s), batches of up to %d",
@@ -148,6 +157,7 @@ class Engine:
             model = await asyncio.to_thread(
                 load_model, path, self.config.provider, self.config.intra_op_threads
             )
+            model = _named(model, self._name)
             old, self._model = self._model, model
         log.info("now serving %s (was %s)", model.info.name, old.info.name)
         return model.info
@@ -263,3 +273,9 @@ class Engine:
                 self._outstanding.discard(handle)
             if handle.wake is not None:
                 handle.wake.set()
+
+
+def _named(model: LoadedModel, name: str | None) -> LoadedModel:
+    if name is None:
+        return model
+    return dataclasses.replace(model, info=dataclasses.replace(model.info, name=name))

@@ -41,7 +41,8 @@ def test_piped_chat_answers_each_line_and_settings_persist(config: Path, tmp_pat
     assert out[0] == "Temperature set to 0."
     assert out[1].startswith("To be") and len(out[1]) > len("To be")
     assert out[2] == "This channel's temperature is 0."
-    assert "LSTM" in first.stdout and "CPUExecutionProvider" in first.stdout
+    assert "tiny" in first.stdout and "LSTM" in first.stdout
+    assert "CPUExecutionProvider" in first.stdout
     assert "/temperature set VALUE" in first.stdout
 
     # A second run, a new process: the console channel's temperature is still 0 (greedy), so
