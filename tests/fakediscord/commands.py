@@ -298,7 +298,11 @@ def _check_value(option: JSON, value: object, resolved: Resolved, guild: FakeGui
 
 
 def _leaf_options(
-    schema: list[JSON], values: Mapping[str, object], resolved: Resolved, guild: FakeGuild
+    schema: list[JSON],
+    values: Mapping[str, object],
+    resolved: Resolved,
+    guild: FakeGuild,
+    validate: bool = True,
 ) -> list[JSON]:
     declared = {opt["name"]: opt for opt in schema}
     unknown = sorted(set(values) - set(declared))
@@ -310,7 +314,9 @@ def _leaf_options(
             if opt.get("required"):
                 raise InvalidOption(f"required option {opt['name']!r} is missing")
             continue
-        value = _check_value(opt, values[opt["name"]], resolved, guild)
+        raw = values[opt["name"]]
+        # validate=False sends the value as given: what a broken or hostile client could send.
+        value = _check_value(opt, raw, resolved, guild) if validate else raw
         built.append({"name": opt["name"], "type": opt["type"], "value": value})
     return built
 
@@ -323,8 +329,13 @@ def build_command_data(
     guild: FakeGuild,
     scope: int | None,
     invoker_id: int,
+    validate: bool = True,
 ) -> JSON:
-    """The ``data`` of an APPLICATION_COMMAND interaction for ``/command path... values``."""
+    """The ``data`` of an APPLICATION_COMMAND interaction for ``/command path... values``.
+
+    ``validate=False`` skips the type, bounds and choices checks of the values (option names are
+    still checked), to test how the bot handles what Discord's client would never send.
+    """
     resolved = Resolved.empty(guild, invoker_id)
     options: list[JSON] = command.get("options") or []
     nesting: list[JSON] = []  # the subcommand/group option dicts, outermost first
@@ -347,7 +358,7 @@ def build_command_data(
         names = [o["name"] for o in options]
         raise CommandNotRegistered(f"/{' '.join(trail)} needs a subcommand: one of {names}")
 
-    built = _leaf_options(options, values, resolved, guild)
+    built = _leaf_options(options, values, resolved, guild, validate)
     for sub in reversed(nesting):
         built = [{"name": sub["name"], "type": sub["type"], "options": built}]
     data: JSON = {

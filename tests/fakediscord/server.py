@@ -312,12 +312,15 @@ class FakeDiscord:
         user: FakeUser | None = None,
         subcommand: str | Sequence[str] | None = None,
         locale: str = "en-US",
+        validate: bool = True,
     ) -> InteractionHandle:
         """Send INTERACTION_CREATE for ``/name [group] [subcommand] options...``.
 
         ``name`` may contain the path ("temperature set"). The interaction is built from the
         schema the bot synced; anything Discord's client would not send raises
         :class:`~.commands.InvocationError`. Defaults: ``world.member`` in ``world.general``.
+        ``validate=False`` sends option values unchecked (NaN, out of bounds, wrong type), as a
+        modified client could; option and command names are still checked.
         """
         world, guild = self.world, self.world.guild
         parts = name.lstrip("/").split()
@@ -336,7 +339,13 @@ class FakeDiscord:
         command, scope = self.commands.find(parts[0], guild.id)
         perms = self._check_visible(command, user, channel_id)
         data = build_command_data(
-            command, parts[1:], dict(options or {}), guild=guild, scope=scope, invoker_id=user.id
+            command,
+            parts[1:],
+            dict(options or {}),
+            guild=guild,
+            scope=scope,
+            invoker_id=user.id,
+            validate=validate,
         )
         if not self.gateway.live_sessions():
             raise InvocationError("no bot session is connected to the gateway")
