@@ -22,6 +22,7 @@ from exporter.errors import CheckpointError, ConfigError
 from exporter.onnx_export import open_session, read_metadata
 from models import contract
 from models.charrnn import CharRNN
+from models.sampling import sample_one
 from models.tokenizers import Encoding, Tokenizer, TokenizerError, tokenizer_from_json
 
 
@@ -49,25 +50,9 @@ class Sampler:
         self.rng = np.random.default_rng(params.seed)
 
     def pick(self, logits: np.ndarray) -> int:
-        """logits (vocab,) -> a token id."""
+        """logits (vocab,) -> a token id, by the same rule the bot uses."""
         p = self.params
-        if p.temperature == 0.0:
-            return int(np.argmax(logits))
-        # float64, sorted most likely first (stable, so ties keep id order on every backend).
-        z = logits.astype(np.float64) / p.temperature
-        order = np.argsort(-z, kind="stable")
-        z = z[order]
-        if p.top_k:
-            z = z[: p.top_k]
-        probs = np.exp(z - z[0])
-        probs /= probs.sum()
-        if p.top_p < 1.0:
-            # The fewest most-likely tokens whose probabilities reach top_p.
-            keep = int(np.searchsorted(np.cumsum(probs), p.top_p)) + 1
-            probs = probs[:keep] / probs[:keep].sum()
-        cumulative = np.cumsum(probs)
-        i = int(np.searchsorted(cumulative, self.rng.random() * cumulative[-1], side="right"))
-        return int(order[min(i, len(probs) - 1)])
+        return sample_one(logits, p.temperature, p.top_k, p.top_p, self.rng)
 
 
 class Backend(Protocol):

@@ -13,57 +13,9 @@ from collections.abc import Sequence
 import numpy as np
 
 from bot.generation.params import GenerationParams
+from models.sampling import MIN_TEMPERATURE, draw, last_positive, sample_one
 
-#: Temperatures below this sample as greedy: 1/T would overflow float32 logits, and the
-#: distribution is an argmax to within float error anyway.
-MIN_TEMPERATURE = 1e-4
-
-
-def draw(cdf: np.ndarray, u: float) -> int:
-    """The index i with cdf[i-1] <= u < cdf[i] (cdf unnormalised, u in [0, cdf[-1])).
-
-    Entries of probability 0 (cdf[i] == cdf[i-1]) can never be chosen. Rounding may put u at
-    cdf[-1]; then the last entry of positive probability is taken.
-    """
-    i = int(cdf.searchsorted(u, side="right"))
-    if i >= cdf.shape[0]:
-        i = _last_positive(cdf)
-    return i
-
-
-def _last_positive(cdf: np.ndarray) -> int:
-    positive = np.flatnonzero(np.diff(cdf, prepend=0.0) > 0)
-    return int(positive[-1]) if positive.size else 0
-
-
-def sample_one(
-    logits: np.ndarray,
-    temperature: float,
-    top_k: int,
-    top_p: float,
-    rng: np.random.Generator,
-) -> int:
-    """One token from logits (V,): greedy at temperature 0, else top-k, then top-p, then draw."""
-    if temperature < MIN_TEMPERATURE:
-        return int(np.argmax(logits))
-    z = logits.astype(np.float64) / temperature  # (V,)
-    vocab = z.shape[0]
-    if 0 < top_k < vocab:
-        keep = np.argpartition(z, vocab - top_k)[vocab - top_k :]  # exactly k indices
-        masked = np.full(vocab, -np.inf)
-        masked[keep] = z[keep]
-        z = masked
-    p = np.exp(z - z.max())  # (V,), unnormalised
-    if top_p < 1.0:
-        order = np.argsort(-p, kind="stable")
-        mass = np.cumsum(p[order])
-        # The smallest set of the most likely tokens whose mass reaches top_p.
-        n = min(int(np.searchsorted(mass, top_p * mass[-1], side="left")) + 1, vocab)
-        kept = np.zeros_like(p)
-        kept[order[:n]] = p[order[:n]]
-        p = kept
-    cdf = np.cumsum(p)
-    return draw(cdf, rng.random() * cdf[-1])
+__all__ = ["MIN_TEMPERATURE", "BatchSampler", "draw", "sample_one", "sample_temperature"]
 
 
 def sample_temperature_row(
@@ -77,7 +29,7 @@ def sample_temperature_row(
     np.exp(work, out=work)
     np.add.accumulate(work, out=work)
     token = int(work.searchsorted(rng.random() * float(work[-1]), side="right"))
-    return token if token < work.shape[0] else _last_positive(work)
+    return token if token < work.shape[0] else last_positive(work)
 
 
 def sample_temperature(
@@ -101,7 +53,7 @@ def sample_temperature(
     # Inverse CDF for all rows at once: the number of CDF entries <= u is the drawn index.
     tokens: np.ndarray = np.count_nonzero(z <= u[:, None], axis=1)
     for row in np.flatnonzero(tokens >= vocab):  # rounding put u at the total: rare
-        tokens[row] = _last_positive(z[row])
+        tokens[row] = last_positive(z[row])
     return tokens
 
 
