@@ -7,6 +7,7 @@ per-channel store), `bot.settings_registry`, `bot.models` (the generation backen
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from pathlib import Path
 from typing import Any
@@ -70,6 +71,7 @@ class CharBot(commands.Bot):
         self.completions = CompletionService(self)
         self.sync_global = sync_global or config.discord.sync_global
         self.accepting = True  # False once shutdown starts: no new work
+        self._shutdown: asyncio.Future[None] | None = None
         self.plugin_sources: dict[str, PluginSource] = allowed_plugins(
             list(config.plugins.enabled), config.plugins.entry_points
         )
@@ -165,13 +167,22 @@ class CharBot(commands.Bot):
         return
 
     async def close(self) -> None:
-        """Graceful: refuse new work, let the work in flight finish, then disconnect."""
-        if self.accepting:
-            self.accepting = False
-            log.info("shutting down: finishing the requests in flight")
-            # Handlers whose generation is running finish and send their answers (or tell the
-            # user) while the connection is still up; then the backends close.
-            await self.completions.drain(self.config.engine.timeout_seconds)
-            await self.models.close()
+        """Graceful: refuse new work, let the work in flight finish, then disconnect.
+
+        Every caller (a signal, `async with` on exit) awaits the one shutdown sequence.
+        """
+        if self._shutdown is None:
+            self._shutdown = asyncio.ensure_future(self._shut_down())
+        await asyncio.shield(self._shutdown)
+
+    async def _shut_down(self) -> None:
+        self.accepting = False
+        log.info("shutting down: finishing the requests in flight")
+        # Handlers whose generation is running finish and send their answers (or tell the
+        # user) while the connection is still up. Requests that arrive meanwhile are told
+        # "shutting down" by the same handlers, so they are drained too.
+        await self.completions.drain(self.config.engine.timeout_seconds)
+        # Disconnect before closing the backends: no request can arrive after this point.
         await super().close()
+        await self.models.close()
         await self.settings.close()

@@ -72,6 +72,9 @@ async def serve(bot: CharBot, token: str) -> int:
     try:
         async with bot:
             await bot.start(token)
+        # start() returns once the gateway is closed, while the shutdown sequence may still be
+        # closing the models and the store: wait for all of it.
+        await bot.close()
     except discord.LoginFailure:
         # discord.py's message is safe, but the token itself is never echoed.
         print("error: Discord refused the token in DISCORD_TOKEN (401).", file=sys.stderr)

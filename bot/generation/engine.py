@@ -79,7 +79,7 @@ class Engine:
         engine._pool.start()
         log.info(
             "generation engine started: %s on %s, %d worker(s), batches of up to %d",
-            model.info.name, model.info.provider, config.workers, config.max_batch,
+            engine.info.name, model.info.provider, config.workers, config.max_batch,
         )  # fmt: skip
         return engine
 

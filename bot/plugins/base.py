@@ -18,6 +18,9 @@ log = logging.getLogger(__name__)
 
 NO_MENTIONS = discord.AllowedMentions.none()
 
+#: Discord's codes for an interaction whose token expired (15 min) or is otherwise gone.
+UNKNOWN_WEBHOOK, UNKNOWN_INTERACTION = 10015, 10062
+
 
 def charbot(interaction: discord.Interaction) -> CharBot:
     """The bot behind an interaction, typed."""
@@ -68,9 +71,20 @@ class CharbotCog(commands.Cog):
     async def cog_app_command_error(
         self, interaction: discord.Interaction, error: app_commands.AppCommandError
     ) -> None:
+        name = interaction.command.qualified_name if interaction.command else "?"
+        original = error.original if isinstance(error, app_commands.CommandInvokeError) else error
+        if isinstance(original, discord.NotFound) and original.code in (
+            UNKNOWN_WEBHOOK,
+            UNKNOWN_INTERACTION,
+        ):
+            # Not a bug: the token expired (or the user dismissed it); nobody is left to tell.
+            log.warning(
+                "/%s: the interaction expired before the answer was sent: %s", name, original
+            )
+            return
         message = describe_failure(error)
         if message is None:
-            log.error("command %s failed", interaction.command, exc_info=error)
+            log.error("command /%s failed", name, exc_info=error)
             message = "Something went wrong on our side; the error was logged."
         try:
             await reply(interaction, message, ephemeral=True)

@@ -16,9 +16,10 @@ from discord import app_commands
 from discord.ext import commands
 from discord.utils import escape_markdown
 
-from bot.errors import CharbotError
+from bot.errors import CharbotError, InvalidParamsError
 from bot.generation.backend import Completion
-from bot.plugins.base import NO_MENTIONS, CharbotCog
+from bot.plugins.base import NO_MENTIONS, CharbotCog, reply
+from bot.plugins.temperature import validate_temperature
 
 if TYPE_CHECKING:
     from bot.app import CharBot
@@ -71,6 +72,19 @@ class Cooldowns:
         return 0.0
 
 
+def check_options(length: object, temperature: object, max_length: int) -> None:
+    """The options' bounds, checked again before any work: discord.py does not enforce `Range`
+    (Discord's client does), and a forged interaction can carry anything, NaN included."""
+    if length is not None and (
+        isinstance(length, bool) or not isinstance(length, int) or not 1 <= length <= max_length
+    ):
+        raise InvalidParamsError(
+            f"The length must be a whole number from 1 to {max_length}; got {length!r}."
+        )
+    if temperature is not None:
+        validate_temperature(temperature)
+
+
 class Completions(CharbotCog):
     def __init__(self, bot: CharBot) -> None:
         super().__init__(bot)
@@ -96,12 +110,21 @@ class Completions(CharbotCog):
         temperature: app_commands.Range[float, 0.0, 2.0] | None = None,
     ) -> None:
         """Continue a text in the style of the channel's model."""
+        # Refused here, before the defer, so the refusal is ephemeral and costs no generation.
+        check_options(length, temperature, min(MESSAGE_LIMIT, self.bot.config.engine.max_length))
         self._check_cooldown(interaction.user)
-        await interaction.response.defer(thinking=True)
+        # Tracked from the defer to the last reply, failures included: shutdown waits for it.
         async with self.bot.completions.track():
-            completion = await self.bot.completions.complete(
-                interaction.channel_id or 0, prompt, length=length, temperature=temperature
-            )
+            await interaction.response.defer(thinking=True)
+            try:
+                completion = await self.bot.completions.complete(
+                    interaction.channel_id or 0, prompt, length=length, temperature=temperature
+                )
+            except CharbotError as exc:
+                # Told here, not in cog_app_command_error: that runs after `track` has ended,
+                # when a shutdown may already have closed the connection.
+                await reply(interaction, str(exc), ephemeral=True)
+                return
             await interaction.followup.send(
                 format_completion(completion), allowed_mentions=NO_MENTIONS
             )

@@ -49,7 +49,7 @@ path = "{corpus}"
 backend = "markov"
 
 [store]
-path = "{tmp_path / 'settings.sqlite3'}"
+path = "{tmp_path / "settings.sqlite3"}"
 """
     for name, body in sections.items():
         text += f"\n[{name}]\n{body}\n"

@@ -1,0 +1,59 @@
+"""Helpers shared by the reliability tests: a bot with config overrides, and a gate on a model."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Mapping
+from pathlib import Path
+from typing import Any
+
+from bot.app import CharBot
+from bot.config import load_config
+from bot.runtime import build_bot
+from tests.fakediscord import FakeDiscord
+from tests.fakediscord.fixtures import CLIENT_KWARGS, running_client
+
+
+def server_env(server: FakeDiscord) -> dict[str, str]:
+    return {
+        "DISCORD_TOKEN": server.token,
+        "CHARBOT_DISCORD_API_BASE": server.api_base,
+        "CHARBOT_DISCORD_GATEWAY_URL": server.gateway_url,
+    }
+
+
+@contextlib.asynccontextmanager
+async def bot_with(
+    server: FakeDiscord, config_path: Path, overrides: Mapping[str, Any] | None = None
+) -> AsyncIterator[CharBot]:
+    """A connected bot from `config_path`, with `overrides` ("engine.max_queue": 4, ...)."""
+    config = load_config(config_path, server_env(server), dict(overrides or {}))
+    bot = await build_bot(config, **CLIENT_KWARGS)
+    async with running_client(bot, server):
+        yield bot
+
+
+class Gate:
+    """Holds every completion of a backend until `open()`: a generation that is "in progress"
+    for as long as the test needs, without depending on how fast the machine is."""
+
+    def __init__(self, bot: CharBot, model: str = "tiny") -> None:
+        self.opened = asyncio.Event()
+        self.entered = 0
+        self.finished = 0
+        backend = bot.models.get(model)
+        original = backend.complete
+
+        async def gated(prompt: str, params: Any = None, **kwargs: Any) -> Any:
+            self.entered += 1
+            await self.opened.wait()
+            try:
+                return await original(prompt, params, **kwargs)
+            finally:
+                self.finished += 1
+
+        backend.complete = gated  # type: ignore[method-assign]
+
+    def open(self) -> None:
+        self.opened.set()
