@@ -106,12 +106,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     try:
         config = load_config(args.config, os.environ, overrides_from(args))
+        command = args.command or ("run" if config.discord.token else "chat")
+        # The chat shares the terminal with its user: only warnings, unless asked for more.
+        quiet = command == "chat" and not args.log_level
         logging.basicConfig(
-            level=config.logging.level,
+            level="WARNING" if quiet else config.logging.level,
             format="%(asctime)s %(levelname)s %(name)s: %(message)s",
             stream=sys.stderr,
         )
-        command = args.command or ("run" if config.discord.token else "chat")
         runner = run_discord if command == "run" else run_chat
         return asyncio.run(runner(config))
     except CharbotError as exc:
