@@ -114,6 +114,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             format="%(asctime)s %(levelname)s %(name)s: %(message)s",
             stream=sys.stderr,
         )
+        if quiet:
+            # discord.py warns about voice support at start-up: noise in a text chat.
+            logging.getLogger("discord").setLevel(logging.ERROR)
         runner = run_discord if command == "run" else run_chat
         return asyncio.run(runner(config))
     except CharbotError as exc:

@@ -94,7 +94,7 @@ class ConsoleChat:
         elif name == "temperature" and args == ["reset"]:
             self.say(await temperature_commands.reset_temperature(self.bot, channel))
         elif name == "model" and args in (["show"], []):
-            self.say(await model_commands.show_model(self.bot, channel))
+            self.say(await model_commands.show_model(self.bot, channel, markdown=False))
         elif name == "model" and args[:1] == ["use"] and len(args) == 2:
             self.say(await model_commands.use_model(self.bot, channel, args[1]))
         else:

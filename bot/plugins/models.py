@@ -21,10 +21,11 @@ if TYPE_CHECKING:
     from bot.app import CharBot
 
 
-def describe_model(info: ModelInfo) -> str:
+def describe_model(info: ModelInfo, *, markdown: bool = True) -> str:
     """A few lines on what is serving: name, shape, vocabulary, provenance, execution provider."""
+    name = f"**{info.name}**" if markdown else info.name
     lines = [
-        f"**{info.name}**: {info.level}-level {info.cell.upper()}, {info.layers} × {info.hidden} "
+        f"{name}: {info.level}-level {info.cell.upper()}, {info.layers} × {info.hidden} "
         f"units, {info.parameters:,} parameters, vocabulary of {info.vocab_size:,}",
         f"Running on: {info.provider}",
     ]
@@ -41,9 +42,9 @@ async def current_model(bot: CharBot, channel_id: int) -> str:
     return str(chosen) if chosen is not None else bot.config.models.default
 
 
-async def show_model(bot: CharBot, channel_id: int) -> str:
+async def show_model(bot: CharBot, channel_id: int, *, markdown: bool = True) -> str:
     name = await current_model(bot, channel_id)
-    text = describe_model(bot.models.get(name).info)
+    text = describe_model(bot.models.get(name).info, markdown=markdown)
     others = [n for n in bot.models.names if n != name]
     if others:
         text += f"\nAlso available: {', '.join(others)}"
