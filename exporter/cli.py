@@ -27,7 +27,7 @@ from tqdm import tqdm
 from exporter.checkpoint import build_model, build_tokenizer, load_checkpoint, training_metadata
 from exporter.config import DEVICES, LEVELS, TrainConfig
 from exporter.errors import ExporterError, ExportError, TrainingInterrupted
-from exporter.onnx_export import export_onnx, read_metadata, verify_parity
+from exporter.onnx_export import ParityReport, export_onnx, read_metadata, verify_parity
 from exporter.sampling import SamplingParams, encode_prompt, generate, open_backend
 from exporter.train import describe, train
 from models import contract
@@ -236,12 +236,7 @@ def run_export(args: argparse.Namespace, argv: list[str]) -> int:
         f"{model.config.layers}x{model.config.hidden}, {model.num_parameters():,} parameters, "
         f"{tokenizer.vocab_size} {tokenizer.level} tokens"
     )
-    if not report.ok:
-        raise ExportError(
-            f"parity check failed: max |Δlogits| {report.max_abs_diff:.2e} is over the tolerance "
-            f"{report.tolerance:.0e}"
-        )
-    return 0
+    return _parity_verdict(report)
 
 
 def run_verify(args: argparse.Namespace, argv: list[str]) -> int:
@@ -261,6 +256,11 @@ def run_verify(args: argparse.Namespace, argv: list[str]) -> int:
         )
     report = verify_parity(args.model, model, tolerance=args.tolerance)
     print(report.table())
+    return _parity_verdict(report)
+
+
+def _parity_verdict(report: ParityReport) -> int:
+    """0 when ONNX Runtime matched PyTorch; else the error the CLI reports in one sentence."""
     if not report.ok:
         raise ExportError(
             f"parity check failed: max |Δlogits| {report.max_abs_diff:.2e} is over the tolerance "
