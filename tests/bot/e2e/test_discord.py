@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
-from tests.bot.e2e.conftest import ParamSpy, RunBot
+from tests.bot.e2e.conftest import ParamSpy, RunBot, write_config
+from tests.bot.e2e.reliability import bot_with
 from tests.fakediscord import CommandNotRegistered, FakeDiscord, RecordedMessage
 
 NO_PINGS: dict[str, list[str]] = {"parse": []}
@@ -177,3 +180,34 @@ async def test_admin_is_owner_only(fake_discord: FakeDiscord, run_bot: RunBot) -
             "admin status", {}, channel_id=w.general.id, user=w.owner
         )
         assert "served" in ((await ia.wait_response()).content or "")
+
+
+async def test_a_per_user_cooldown_shared_by_complete_and_mentions(
+    fake_discord: FakeDiscord, tmp_path: Path, tiny_onnx: Path
+) -> None:
+    w = fake_discord.world
+    path = write_config(tmp_path, fake_discord, tiny_onnx)
+    async with bot_with(fake_discord, path, {"discord.cooldown_seconds": 30.0}) as bot:
+        spy = ParamSpy()
+        spy.attach(bot)
+        first = await fake_discord.invoke_command(
+            "complete", {"prompt": "To be"}, channel_id=w.general.id, user=w.member
+        )
+        assert (await first.wait_response(timeout=20)).content
+        again = await fake_discord.invoke_command(
+            "complete", {"prompt": "Or not"}, channel_id=w.random.id, user=w.member
+        )
+        refused = await again.wait_response()
+        assert refused.ephemeral and "Slow down" in (refused.content or "")
+        # A mention from the same user within the cooldown is ignored (silently: no spam) ...
+        mid = await fake_discord.send_message(
+            w.general.id, w.member, f"{w.bot.mention} hi", mentions=[w.bot]
+        )
+        with pytest.raises(TimeoutError):
+            await fake_discord.wait_for_message(w.general.id, after=mid, timeout=1.0)
+        # ... while another user is served at once.
+        other = await fake_discord.invoke_command(
+            "complete", {"prompt": "The"}, channel_id=w.general.id, user=w.moderator
+        )
+        assert (await other.wait_response(timeout=20)).content
+    assert [prompt for _, prompt, _ in spy.calls] == ["To be", "The"]
