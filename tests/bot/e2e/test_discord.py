@@ -211,3 +211,16 @@ async def test_a_per_user_cooldown_shared_by_complete_and_mentions(
         )
         assert (await other.wait_response(timeout=20)).content
     assert [prompt for _, prompt, _ in spy.calls] == ["To be", "The"]
+
+
+async def test_global_sync_only_when_asked(
+    fake_discord: FakeDiscord, tmp_path: Path, tiny_onnx: Path
+) -> None:
+    path = write_config(tmp_path, fake_discord, tiny_onnx)
+    async with bot_with(fake_discord, path):
+        pass
+    assert None not in fake_discord.synced_commands
+    async with bot_with(fake_discord, path, {"discord.sync_global": True}):
+        pass
+    names = {command["name"] for command in fake_discord.synced_commands[None]}
+    assert {"complete", "temperature", "model", "admin"} <= names
