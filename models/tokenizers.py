@@ -44,9 +44,7 @@ class Tokenizer(ABC):
 
     level: ClassVar[str]
 
-    def __init__(
-        self, vocab: Sequence[str], unknown: UnknownPolicy, unk_token: str | None
-    ) -> None:
+    def __init__(self, vocab: Sequence[str], unknown: UnknownPolicy, unk_token: str | None) -> None:
         if not vocab:
             raise TokenizerError("the vocabulary is empty")
         if len(set(vocab)) != len(vocab):
