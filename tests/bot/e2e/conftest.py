@@ -13,6 +13,7 @@ from bot.app import CharBot
 from bot.config import Config, load_config
 from bot.generation.params import GenerationParams
 from bot.runtime import build_bot
+from tests.bot.e2e.reliability import server_env
 from tests.fakediscord import FakeDiscord
 from tests.fakediscord.fixtures import CLIENT_KWARGS, fake_discord, running_client
 
@@ -59,12 +60,7 @@ path = "{tmp_path / "settings.sqlite3"}"
 
 
 def bot_config(path: Path, server: FakeDiscord) -> Config:
-    env = {
-        "DISCORD_TOKEN": server.token,
-        "CHARBOT_DISCORD_API_BASE": server.api_base,
-        "CHARBOT_DISCORD_GATEWAY_URL": server.gateway_url,
-    }
-    return load_config(path, env, {})
+    return load_config(path, server_env(server), {})
 
 
 class ParamSpy:
