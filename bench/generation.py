@@ -43,13 +43,12 @@ from onnx import numpy_helper
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench.common import benchmark_model, write_json
 from bot.generation import Engine, EngineConfig, GenerationParams
 from bot.generation.model import CPU, LoadedModel, load_model, session_options
 from bot.generation.sampling import BatchSampler
-from exporter.onnx_export import export_onnx
-from models import BUNDLED_MODEL, contract
+from models import contract
 from models.charrnn import CharRNN, CharRNNConfig
-from models.tokenizers import CharTokenizer
 
 DEFAULT_JSON = Path(__file__).resolve().parent / "results" / "generation.json"
 CORPUS = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "tinyshakespeare.txt"
@@ -58,18 +57,6 @@ SAMPLING = GenerationParams(temperature=0.8)
 
 
 # -- the model, in ONNX and in torch with the same weights ----------------------------------
-
-
-def untrained_model(directory: Path) -> tuple[Path, CharRNN]:
-    """A 2x256 LSTM over 65 characters, untrained (seeded), exported to `directory`."""
-    torch.manual_seed(0)
-    if CORPUS.is_file():
-        tokenizer = CharTokenizer.fit(CORPUS.read_text(encoding="utf-8"))
-    else:  # 65 printable characters, as many as tinyshakespeare has
-        tokenizer = CharTokenizer.fit("\n" + "".join(chr(c) for c in range(32, 96)))
-    model = CharRNN(CharRNNConfig(tokenizer.vocab_size, "lstm", layers=2, hidden=256)).eval()
-    path = export_onnx(model, tokenizer, {"corpus": "untrained"}, directory / "bench-2x256.onnx")
-    return path, model
 
 
 # ONNX orders the gates of a recurrent layer differently from torch: block permutations that
@@ -348,11 +335,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     with tempfile.TemporaryDirectory() as tmp:
-        path = args.model or (BUNDLED_MODEL if BUNDLED_MODEL.is_file() else None)
-        if path is None:
-            path, torch_model = untrained_model(Path(tmp))
-        else:
-            torch_model = torch_from_onnx(path)
+        path, described = benchmark_model(Path(tmp), args.model)
+        torch_model = torch_from_onnx(path)
         info = load_model(path, "cpu").info
         drift = parity(path, torch_model)
         if drift > 1e-3:
@@ -370,7 +354,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         },
         "model": {
             "name": info.name,
-            "path": str(path) if args.model or path == BUNDLED_MODEL else "untrained (temporary)",
+            "path": described,
             "cell": info.cell,
             "layers": info.layers,
             "hidden": info.hidden,
@@ -383,9 +367,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     }
     result["targets"] = targets(single, conc)
     print(table(result))
-    args.json.parent.mkdir(parents=True, exist_ok=True)
-    args.json.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
-    print(f"\nwrote {args.json}")
+    write_json(args.json, result)
     return 0
 
 

@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import gc
-import json
 import os
 import platform
 import resource
@@ -34,10 +33,10 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench.common import benchmark_model, write_json
 from bot.config import load_config
 from bot.generation import Engine, EngineConfig, GenerationParams
 from bot.runtime import build_bot
-from models import BUNDLED_MODEL
 
 DEFAULT_JSON = Path(__file__).resolve().parent / "results" / "memory.json"
 PROMPTS = ["ROMEO:\n", "To be, or not", "What light", "KING:", ""]
@@ -59,20 +58,6 @@ def rss_mb() -> float:
 def reading() -> dict[str, float]:
     gc.collect()
     return {"rss_mb": round(rss_mb(), 1), "objects": len(gc.get_objects())}
-
-
-def untrained_model(directory: Path) -> Path:
-    """A 2x256 LSTM over 65 characters, untrained (seeded), exported to `directory`."""
-    import torch  # only here: the bot side never imports torch
-
-    from exporter.onnx_export import export_onnx
-    from models.charrnn import CharRNN, CharRNNConfig
-    from models.tokenizers import CharTokenizer
-
-    torch.manual_seed(0)
-    tokenizer = CharTokenizer.fit("\n" + "".join(chr(c) for c in range(32, 96)))
-    model = CharRNN(CharRNNConfig(tokenizer.vocab_size, "lstm", layers=2, hidden=256)).eval()
-    return export_onnx(model, tokenizer, {"corpus": "untrained"}, directory / "mem-2x256.onnx")
 
 
 Call = Callable[[int], Awaitable[Any]]
@@ -173,10 +158,10 @@ def table(result: dict[str, Any]) -> str:
 async def run(args: argparse.Namespace) -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)
-        model = args.model or (BUNDLED_MODEL if BUNDLED_MODEL.is_file() else untrained_model(tmp))
+        model, described = benchmark_model(tmp, args.model)
         gc.collect()
         result: dict[str, Any] = {
-            "model": str(model) if args.model or BUNDLED_MODEL.is_file() else "untrained 2x256",
+            "model": described,
             "length": LENGTH,
             "concurrency": args.concurrency,
             "warmup": args.warmup,
@@ -199,9 +184,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     result = asyncio.run(run(args))
     print(table(result))
-    args.json.parent.mkdir(parents=True, exist_ok=True)
-    args.json.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
-    print(f"\nwrote {args.json}")
+    write_json(args.json, result)
     return 0
 
 

@@ -25,7 +25,6 @@ The runs are kept under `--out` (default: a temporary directory, deleted at the 
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import shlex
@@ -41,6 +40,7 @@ import torch
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.common import write_json  # noqa: E402
 from exporter.cli import _add_train_options  # noqa: E402  (the same flags as `exporter train`)
 from exporter.config import TrainConfig  # noqa: E402
 from exporter.train import train  # noqa: E402
@@ -183,9 +183,7 @@ def main(argv: list[str] | None = None) -> int:
         "note": "wall-clock budgets on a shared machine: figures vary with its load",
         "runs": rows,
     }
-    args.json.parent.mkdir(parents=True, exist_ok=True)
-    args.json.write_text(json.dumps(report, indent=2) + "\n")
-    print(f"\nwrote {args.json}")
+    write_json(args.json, report)
     return 0 if all(row["meets_target"] is not False for row in rows) else 1
 
 
