@@ -19,15 +19,11 @@ from discord.ext import commands
 from bot.backends import ModelRegistry
 from bot.completions import CompletionService
 from bot.config import Config
-from bot.errors import CharbotError
+from bot.errors import CharbotError, PluginError
 from bot.plugins import PluginSource, allowed_plugins
 from bot.settings import SettingsRegistry, SettingsStore
 
 log = logging.getLogger(__name__)
-
-
-class PluginError(CharbotError):
-    """A plugin that is not allowed, not found, or that failed to load or unload."""
 
 
 def point_discord_at(api_base: str | None, gateway_url: str | None) -> None:

@@ -11,17 +11,13 @@ import logging
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
-from bot.errors import CharbotError
+from bot.errors import CharbotError, UnknownModelError
 from bot.generation.backend import GenerationBackend
 
 log = logging.getLogger(__name__)
 
 #: Loads a model file into a running backend: (name, path) -> backend.
 BackendFactory = Callable[[str, Path], Awaitable[GenerationBackend]]
-
-
-class UnknownModelError(CharbotError):
-    """A model name that the config does not define, or that failed to load."""
 
 
 class ModelRegistry:

@@ -6,15 +6,22 @@ Every message is a sentence a user or an operator can read as it is. Errors from
 CharbotError
  ├── ModelLoadError            a model file that is missing, unreadable or breaks the contract
  ├── ProviderError             an execution provider that was asked for but is not available
- └── GenerationError           a request that could not be served
-      ├── InvalidParamsError   bad generation parameters or prompt (the message says which)
-      ├── EngineBusyError      the queue is full: busy, try again
-      ├── EngineClosedError    the engine is shut down (or shutting down)
-      ├── RequestTimeoutError  the request ran past its time limit
-      └── WorkerError          a worker failed while running the request
+ ├── UnknownModelError         a model name the config does not define, or that failed to load
+ ├── PluginError               a plugin not allowed, not found, or failing to load or unload
+ ├── GenerationError           a request that could not be served
+ │    ├── InvalidParamsError   bad generation parameters or prompt (the message says which)
+ │    ├── EngineBusyError      the queue is full: busy, try again
+ │    ├── EngineClosedError    the engine is shut down (or shutting down)
+ │    ├── RequestTimeoutError  the request ran past its time limit
+ │    └── WorkerError          a worker failed while running the request
+ ├── ConfigError               (bot.config) a config file, variable or flag that is wrong
+ └── SettingsError             (bot.settings) per-channel settings
+      ├── UnknownSettingError       a key no loaded plugin registered
+      ├── InvalidSettingError       a value its validator refused
+      ├── SettingRegistrationError  two plugins claiming one key
+      └── SettingsStoreError        the store cannot be opened, read or written
 
-(Settings, config and plugin errors are added here by their packages, as further subclasses of
-CharbotError.)
+ConfigError and the settings errors live beside the code that raises them.
 """
 
 from __future__ import annotations
@@ -54,3 +61,11 @@ class RequestTimeoutError(GenerationError):
 
 class WorkerError(GenerationError):
     """A worker failed while running a request; the pool lives on."""
+
+
+class UnknownModelError(CharbotError):
+    """A model name that the config does not define, or that failed to load."""
+
+
+class PluginError(CharbotError):
+    """A plugin that is not allowed, not found, or that failed to load or unload."""

@@ -8,9 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from bot.app import CharBot, PluginError
+from bot.app import CharBot
 from bot.backends import ModelRegistry
 from bot.config import load_config
+from bot.errors import PluginError
 from bot.plugins import discover_entry_points
 from bot.runtime import register_onnx_kind
 from bot.settings import MemorySettingsStore, SettingsRegistry
