@@ -357,9 +357,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "model": {
             "name": info.name,
             "path": described,
-            "cell": info.cell,
-            "layers": info.layers,
-            "hidden": info.hidden,
+            **info.details,
             "vocab_size": info.vocab_size,
             "torch_parity": drift,
         },

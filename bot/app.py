@@ -1,15 +1,15 @@
 """The Discord application: a `commands.Bot` given its services, which loads the plugins.
 
-Plugins reach the shared services through the bot object: `bot.config`, `bot.settings` (the
-per-channel store), `bot.settings_registry`, `bot.models` (the generation backends by name) and
-`bot.completions` (the per-channel completion service). Nothing is global.
+Plugins reach the shared services through the bot object: `bot.services`, with the shortcuts
+`bot.config`, `bot.settings` (the per-channel store), `bot.settings_registry`, `bot.models` (the
+generation backends by name) and `bot.completions` (the per-channel completion service). Nothing
+is global.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from pathlib import Path
 from typing import Any
 
 import discord
@@ -19,9 +19,11 @@ from discord.ext import commands
 from bot.backends import ModelRegistry
 from bot.completions import CompletionService
 from bot.config import Config
-from bot.errors import CharbotError, PluginError
-from bot.plugins import PluginSource, allowed_plugins
-from bot.settings import SettingsRegistry, SettingsStore
+from bot.errors import PluginError
+from bot.plugins import PluginSource
+from bot.services import Services
+from bot.settings import SettingsRegistry
+from bot.stores import SettingsStore
 
 log = logging.getLogger(__name__)
 
@@ -40,15 +42,9 @@ def point_discord_at(api_base: str | None, gateway_url: str | None) -> None:
 
 class CharBot(commands.Bot):
     def __init__(
-        self,
-        config: Config,
-        *,
-        settings: SettingsStore,
-        settings_registry: SettingsRegistry,
-        models: ModelRegistry,
-        sync_global: bool = False,
-        **client_options: Any,
+        self, services: Services, *, sync_global: bool = False, **client_options: Any
     ) -> None:
+        config = services.config
         # Mentions carry their content without the privileged message-content intent.
         intents = discord.Intents.default()
         super().__init__(
@@ -60,18 +56,39 @@ class CharBot(commands.Bot):
             owner_ids=set(config.discord.owner_ids) or None,
             **client_options,
         )
-        self.config = config
-        self.settings = settings
-        self.settings_registry = settings_registry
-        self.models = models
-        self.completions = CompletionService(self)
+        self.services = services
         self.sync_global = sync_global or config.discord.sync_global
-        self.accepting = True  # False once shutdown starts: no new work
         self._shutdown: asyncio.Future[None] | None = None
-        self.plugin_sources: dict[str, PluginSource] = allowed_plugins(
-            list(config.plugins.enabled), config.plugins.entry_points
-        )
-        self.plugin_failures: dict[str, str] = {}
+
+    # -- the services, by their short names -------------------------------------------------
+
+    @property
+    def config(self) -> Config:
+        return self.services.config
+
+    @property
+    def settings(self) -> SettingsStore:
+        return self.services.settings
+
+    @property
+    def settings_registry(self) -> SettingsRegistry:
+        return self.services.settings_registry
+
+    @property
+    def models(self) -> ModelRegistry:
+        return self.services.models
+
+    @property
+    def completions(self) -> CompletionService:
+        return self.services.completions
+
+    @property
+    def plugin_sources(self) -> dict[str, PluginSource]:
+        return self.services.plugin_sources
+
+    @property
+    def plugin_failures(self) -> dict[str, str]:
+        return self.services.plugin_failures
 
     # -- start-up -------------------------------------------------------------------------
 
@@ -87,14 +104,7 @@ class CharBot(commands.Bot):
             except PluginError as exc:
                 # One broken plugin must not keep the others (or the bot) from running.
                 log.error("%s", exc)
-        await self.start_models()
-
-    async def start_models(self) -> None:
-        for name, spec in self.config.models.models.items():
-            try:
-                await self.models.start(name, spec.backend, Path(spec.path))
-            except CharbotError as exc:
-                log.error("model %r not loaded: %s", name, exc)
+        await self.services.start_models()
 
     async def sync_commands(self) -> None:
         """Sync to the test guild when one is configured; globally only when asked to.
@@ -172,7 +182,7 @@ class CharBot(commands.Bot):
         await asyncio.shield(self._shutdown)
 
     async def _shut_down(self) -> None:
-        self.accepting = False
+        self.completions.stop_accepting()
         log.info("shutting down: finishing the requests in flight")
         # Handlers whose generation is running finish and send their answers (or tell the
         # user) while the connection is still up. Requests that arrive meanwhile are told
@@ -180,5 +190,4 @@ class CharBot(commands.Bot):
         await self.completions.drain(self.config.engine.timeout_seconds)
         # Disconnect before closing the backends: no request can arrive after this point.
         await super().close()
-        await self.models.close()
-        await self.settings.close()
+        await self.services.close()

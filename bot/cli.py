@@ -19,7 +19,7 @@ from bot.app import CharBot, point_discord_at
 from bot.config import Config, load_config
 from bot.console import run_console
 from bot.errors import CharbotError
-from bot.runtime import build_bot
+from bot.runtime import build_bot, build_services
 
 log = logging.getLogger(__name__)
 
@@ -94,12 +94,11 @@ def _shutdown(bot: CharBot, sig: signal.Signals) -> None:
 
 
 async def run_chat(config: Config) -> int:
-    bot = await build_bot(config)
+    services = await build_services(config)
     try:
-        return await run_console(bot)
+        return await run_console(services)
     finally:
-        await bot.models.close()
-        await bot.settings.close()
+        await services.close()
 
 
 def main(argv: Sequence[str] | None = None) -> int:

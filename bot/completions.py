@@ -10,15 +10,15 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from bot.backends import ModelRegistry
+from bot.config import GenerationSection
 from bot.errors import EngineClosedError
 from bot.generation.backend import Completion, GenerationBackend
 from bot.generation.params import GenerationParams
 from bot.settings import UnknownSettingError, resolve
-
-if TYPE_CHECKING:
-    from bot.app import CharBot
+from bot.stores.base import SettingsStore
 
 log = logging.getLogger(__name__)
 
@@ -27,29 +27,49 @@ MODEL_KEY = "model"
 
 
 class CompletionService:
-    def __init__(self, bot: CharBot) -> None:
-        self.bot = bot
+    """Resolves a channel's model and params, and tracks the work in flight for shutdown.
+
+    `accepting` turns False when shutdown starts: from then on new requests are refused.
+    """
+
+    def __init__(
+        self,
+        settings: SettingsStore,
+        models: ModelRegistry,
+        defaults: GenerationSection,
+        default_model: str,
+    ) -> None:
+        self.settings = settings
+        self.models = models
+        self.defaults = defaults
+        self.default_model = default_model
+        self.accepting = True
         self._inflight: set[asyncio.Task[Any]] = set()
         self._idle = asyncio.Event()
         self._idle.set()
 
+    def stop_accepting(self) -> None:
+        self.accepting = False
+
     async def channel_setting(self, channel_id: int, key: str) -> Any:
         """The channel's value for `key`, or None where no plugin registered it (not loaded)."""
         try:
-            return await self.bot.settings.get(channel_id, key)
+            return await self.settings.get(channel_id, key)
         except UnknownSettingError:
             return None
 
+    async def channel_model(self, channel_id: int) -> str:
+        """The name of the model that writes in the channel: its own choice, else the default."""
+        chosen = await self.channel_setting(channel_id, MODEL_KEY)
+        return self.default_model if chosen is None else str(chosen)
+
     async def channel_backend(self, channel_id: int) -> GenerationBackend:
-        name = resolve(
-            None, await self.channel_setting(channel_id, MODEL_KEY), self.bot.config.models.default
-        )
-        return self.bot.models.get(name)
+        return self.models.get(await self.channel_model(channel_id))
 
     async def channel_params(
         self, channel_id: int, *, length: int | None = None, temperature: float | None = None
     ) -> GenerationParams:
-        defaults = self.bot.config.generation
+        defaults = self.defaults
         return GenerationParams(
             max_length=resolve(length, None, defaults.length),
             temperature=resolve(
@@ -69,7 +89,7 @@ class CompletionService:
         length: int | None = None,
         temperature: float | None = None,
     ) -> Completion:
-        if not self.bot.accepting:
+        if not self.accepting:
             raise EngineClosedError("The bot is shutting down; try again in a moment.")
         backend = await self.channel_backend(channel_id)
         params = await self.channel_params(channel_id, length=length, temperature=temperature)

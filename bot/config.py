@@ -43,6 +43,14 @@ from pathlib import Path
 from typing import Any, Literal, Union, get_args, get_origin, get_type_hints
 
 from bot.errors import CharbotError
+from bot.generation.params import (
+    MAX_TEMPERATURE,
+    MAX_WORKERS,
+    REQUEST_TIMEOUT,
+    EngineConfig,
+    GenerationParams,
+    Provider,
+)
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +65,10 @@ TOKEN_ENV = "DISCORD_TOKEN"
 DATA_DIR_ENV = "CHARBOT_DATA_DIR"
 ENV_PREFIX = "CHARBOT_"
 
+#: The defaults the config's engine and generation sections take: written once, in params.
+ENGINE_DEFAULTS = EngineConfig()
+PARAM_DEFAULTS = GenerationParams()
+
 
 class ConfigError(CharbotError):
     """A config value that cannot be used; the message names where it came from and why."""
@@ -70,6 +82,13 @@ Check = Callable[[Any], str | None]
 def _at_least(minimum: float) -> dict[str, Check]:
     def check(v: Any) -> str | None:
         return None if v is None or v >= minimum else f"must be at least {minimum}, not {v}"
+
+    return {"check": check}
+
+
+def _between(low: float, high: float) -> dict[str, Check]:
+    def check(v: Any) -> str | None:
+        return None if low <= v <= high else f"must be from {low:g} to {high:g}, not {v}"
 
     return {"check": check}
 
@@ -91,6 +110,14 @@ def _url(*schemes: str) -> dict[str, Check]:
         return f"must be a URL starting with {' or '.join(s + '://' for s in schemes)}, not {v!r}"
 
     return {"check": check}
+
+
+def _store_url(v: Any) -> str | None:
+    # The driver is chosen (and an unknown scheme refused) by `bot.stores.open_store`.
+    if v is None or re.match(r"^[A-Za-z][A-Za-z0-9+.-]*://", v):
+        return None
+    # Not echoed: a store URL may hold a password.
+    return "must be a URL such as sqlite:///charbot.sqlite3 or postgresql://user@host/db"
 
 
 _MODULE = re.compile(r"^[A-Za-z_]\w*(\.[A-Za-z_]\w*)*$")
@@ -121,23 +148,29 @@ class DiscordSection:
 
 @dataclass(frozen=True)
 class EngineSection:
-    provider: Literal["auto", "cuda", "cpu"] = "auto"
-    workers: int = field(default=1, metadata=_at_least(1))
-    max_batch: int = field(default=32, metadata=_at_least(1))
-    max_queue: int = field(default=256, metadata=_at_least(1))
-    max_prompt_chars: int = field(default=2000, metadata=_at_least(1))
-    max_length: int = field(default=1000, metadata=_at_least(1))
-    timeout_seconds: float = field(default=60.0, metadata={"check": _positive})
+    """The generation engine; every default comes from `bot.generation.params`."""
+
+    provider: Provider = ENGINE_DEFAULTS.provider
+    workers: int = field(default=ENGINE_DEFAULTS.workers, metadata=_between(1, MAX_WORKERS))
+    max_batch: int = field(default=ENGINE_DEFAULTS.max_batch, metadata=_at_least(1))
+    max_queue: int = field(default=ENGINE_DEFAULTS.max_queue, metadata=_at_least(1))
+    max_prompt_chars: int = field(default=ENGINE_DEFAULTS.limits.max_prompt, metadata=_at_least(1))
+    max_length: int = field(default=ENGINE_DEFAULTS.limits.max_length, metadata=_at_least(1))
+    timeout_seconds: float = field(default=REQUEST_TIMEOUT, metadata={"check": _positive})
 
 
 @dataclass(frozen=True)
 class GenerationSection:
     """Defaults for requests that give no value and whose channel set none."""
 
-    temperature: float = field(default=0.8, metadata=_at_least(0.0))  # 0 is greedy
-    top_k: int = field(default=0, metadata=_at_least(0))  # 0 is off
-    top_p: float = field(default=1.0, metadata={"check": _probability})  # 1.0 is off
-    length: int = field(default=300, metadata=_at_least(1))
+    temperature: float = field(  # 0 is greedy
+        default=PARAM_DEFAULTS.temperature, metadata=_between(0.0, MAX_TEMPERATURE)
+    )
+    top_k: int = field(default=PARAM_DEFAULTS.top_k, metadata=_at_least(0))  # 0 is off
+    top_p: float = field(  # 1.0 is off
+        default=PARAM_DEFAULTS.top_p, metadata={"check": _probability}
+    )
+    length: int = field(default=PARAM_DEFAULTS.max_length, metadata=_at_least(1))
 
 
 @dataclass(frozen=True)
@@ -165,9 +198,17 @@ class PluginsSection:
     entry_points: bool = True
 
 
+SQLITE_SCHEME = "sqlite:///"
+
+
 @dataclass(frozen=True)
 class StoreSection:
-    path: str = "charbot.sqlite3"  # absolute once loaded: relative ones go in the data dir
+    """Where per-channel settings live. `url` picks the driver by its scheme (`bot.stores`);
+    `path` is the shorthand for a SQLite file. Once loaded, `url` is always set, and `path` is the
+    SQLite file's absolute path (relative ones go in the data dir), or None for another driver."""
+
+    url: str | None = field(default=None, metadata={"check": _store_url})
+    path: str | None = "charbot.sqlite3"
 
 
 @dataclass(frozen=True)
@@ -364,7 +405,7 @@ class _Builder:
             name: cls(**{k: s.value for k, s in self.values[name].items()})
             for name, cls in _SECTIONS.items()
         }
-        sections["store"] = StoreSection(_in_data_dir(sections["store"].path, env))
+        sections["store"] = self._store(env)
         sections["models"] = self._models()
         config = Config(**sections, source=self.file)
         self._cross_check(config)
@@ -393,6 +434,25 @@ class _Builder:
                 f"model (configured: {', '.join(sorted(specs))})."
             )
         return ModelsSection(types.MappingProxyType(specs), default.value)
+
+    def _store(self, env: Mapping[str, str]) -> StoreSection:
+        url, path = self.values["store"].get("url"), self.values["store"].get("path")
+        if url is not None and url.value is not None:
+            if path is not None:
+                raise ConfigError(
+                    f"{path.where}: store.path and store.url ({url.where}) both name the store; "
+                    "set one of them."
+                )
+            if not url.value.startswith(SQLITE_SCHEME):
+                return StoreSection(url=url.value, path=None)
+            file = url.value[len(SQLITE_SCHEME) :]
+        else:
+            file = StoreSection.path if path is None else path.value
+        if not file:
+            where = next((s.where for s in (url, path) if s is not None), "config")
+            raise ConfigError(f"{where}: the settings store's path is empty.")
+        resolved = _in_data_dir(file, env)
+        return StoreSection(url=SQLITE_SCHEME + resolved, path=resolved)
 
     def _cross_check(self, config: Config) -> None:
         if config.generation.length > config.engine.max_length:

@@ -13,19 +13,20 @@ import shlex
 import sys
 from typing import TextIO
 
-from bot.app import CharBot
 from bot.errors import CharbotError
+from bot.generation.params import MAX_TEMPERATURE
 from bot.plugins import models as model_commands
 from bot.plugins import temperature as temperature_commands
+from bot.services import Services
 from bot.settings import InvalidSettingError
 
 log = logging.getLogger(__name__)
 
 CONSOLE_CHANNEL_ID = 1  # the console's one "channel" in the settings store
 
-HELP = """\
+HELP = f"""\
 Type a line and the model continues it. Commands:
-  /temperature set VALUE   set the sampling temperature (0.0 to 2.0)
+  /temperature set VALUE   set the sampling temperature (0 to {MAX_TEMPERATURE:g})
   /temperature show        show it
   /temperature reset       back to the default
   /model [show]            the model in use
@@ -35,8 +36,8 @@ Type a line and the model continues it. Commands:
 
 
 class ConsoleChat:
-    def __init__(self, bot: CharBot, out: TextIO) -> None:
-        self.bot = bot
+    def __init__(self, services: Services, out: TextIO) -> None:
+        self.services = services
         self.out = out
 
     def say(self, text: str) -> None:
@@ -54,8 +55,9 @@ class ConsoleChat:
         return True
 
     async def complete(self, prompt: str) -> None:
-        backend = await self.bot.completions.channel_backend(CONSOLE_CHANNEL_ID)
-        params = await self.bot.completions.channel_params(CONSOLE_CHANNEL_ID)
+        completions = self.services.completions
+        backend = await completions.channel_backend(CONSOLE_CHANNEL_ID)
+        params = await completions.channel_params(CONSOLE_CHANNEL_ID)
         self.out.write(prompt)
         completion = None
         async for chunk in backend.stream(prompt, params):
@@ -87,35 +89,39 @@ class ConsoleChat:
                 raise InvalidSettingError(
                     f"The temperature must be a number; got {args[1]!r}."
                 ) from None
-            stored = await temperature_commands.set_temperature(self.bot, channel, value)
+            stored = await temperature_commands.set_temperature(self.services, channel, value)
             self.say(f"Temperature set to {stored:g}.")
         elif name == "temperature" and args in (["show"], []):
-            self.say(await temperature_commands.show_temperature(self.bot, channel))
+            self.say(await temperature_commands.show_temperature(self.services, channel))
         elif name == "temperature" and args == ["reset"]:
-            self.say(await temperature_commands.reset_temperature(self.bot, channel))
+            self.say(await temperature_commands.reset_temperature(self.services, channel))
         elif name == "model" and args in (["show"], []):
-            self.say(await model_commands.show_model(self.bot, channel, markdown=False))
+            self.say(await model_commands.show_model(self.services, channel, markdown=False))
         elif name == "model" and args[:1] == ["use"] and len(args) == 2:
-            self.say(await model_commands.use_model(self.bot, channel, args[1]))
+            self.say(await model_commands.use_model(self.services, channel, args[1]))
         else:
             self.say(f"Unknown command {line.split()[0]!r}; try /help.")
         return True
 
 
-async def run_console(bot: CharBot, stdin: TextIO = sys.stdin, out: TextIO = sys.stdout) -> int:
-    """Load the plugins and models as the Discord bot would, then chat until the input ends."""
-    chat = ConsoleChat(bot, out)
+async def run_console(
+    services: Services, stdin: TextIO = sys.stdin, out: TextIO = sys.stdout
+) -> int:
+    """Register the plugins and load the models as the Discord bot would, without Discord, then
+    chat until the input ends."""
+    chat = ConsoleChat(services, out)
     interactive = stdin.isatty()
-    # The same plugins and models as on Discord: the settings keys and backend kinds they
-    # register are what the console's commands use.
-    await bot.prepare()
+    # The plugins' Discord-free parts: the settings keys and backend kinds the commands use.
+    services.register_plugins()
+    await services.start_models()
+    default = services.config.models.default
     try:
-        bot.models.get(bot.config.models.default)
+        services.models.get(default)
     except CharbotError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     if interactive:
-        chat.say(f"charbot console ({bot.config.models.default}). /help for commands.")
+        chat.say(f"charbot console ({default}). /help for commands.")
     loop = asyncio.get_running_loop()
     while True:
         if interactive:

@@ -1,4 +1,7 @@
-"""Assemble the bot's services from the config: the settings store, the models, the app."""
+"""Assemble the bot's services from the config: the settings store, the models, the completions.
+
+The same `Services` object is handed to the Discord app (`build_bot`) or to the console chat.
+"""
 
 from __future__ import annotations
 
@@ -8,11 +11,14 @@ from typing import Any
 
 from bot.app import CharBot
 from bot.backends import ModelRegistry
+from bot.completions import CompletionService
 from bot.config import Config
 from bot.generation.backend import GenerationBackend
 from bot.generation.engine import Engine
 from bot.generation.params import EngineConfig, GenerationLimits
-from bot.settings import SettingsRegistry, SqliteSettingsStore
+from bot.services import Services
+from bot.settings import SettingsRegistry
+from bot.stores import SettingsStore, open_store
 
 log = logging.getLogger(__name__)
 
@@ -39,13 +45,22 @@ def register_onnx_kind(models: ModelRegistry, config: Config) -> None:
     models.register_kind("onnx", start_onnx)
 
 
-async def build_bot(config: Config, **client_options: Any) -> CharBot:
-    """A bot with its store open and the ONNX backend kind registered; plugins load in setup."""
-    registry = SettingsRegistry()
-    # The config has already resolved the path (inside CHARBOT_DATA_DIR when relative).
-    store = await SqliteSettingsStore.open(config.store.path, registry)
+def assemble(config: Config, store: SettingsStore, registry: SettingsRegistry) -> Services:
+    """Services around an open store, with the ONNX backend kind registered; nothing started."""
     models = ModelRegistry()
     register_onnx_kind(models, config)
-    return CharBot(
-        config, settings=store, settings_registry=registry, models=models, **client_options
-    )
+    completions = CompletionService(store, models, config.generation, config.models.default)
+    return Services(config, store, registry, models, completions)
+
+
+async def build_services(config: Config) -> Services:
+    """Open the store that `store.url` names, then assemble the services around it."""
+    registry = SettingsRegistry()
+    assert config.store.url is not None  # the loaded config always resolves one
+    store = await open_store(config.store.url, registry)
+    return assemble(config, store, registry)
+
+
+async def build_bot(config: Config, **client_options: Any) -> CharBot:
+    """The Discord app around fresh services; plugins and models load in its `setup_hook`."""
+    return CharBot(await build_services(config), **client_options)

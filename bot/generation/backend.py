@@ -18,19 +18,23 @@ FinishReason = Literal["length", "stop"]
 
 @dataclass(frozen=True)
 class ModelInfo:
-    """What is being served. For an ONNX model all of it comes from the file's metadata except
-    `provider`: what ONNX Runtime reports it actually uses (e.g. "CPUExecutionProvider")."""
+    """What is being served, in terms every backend can fill (`/model show`, logs, the API).
 
-    name: str  # the file's stem, e.g. "shakespeare"
-    path: Path | None
-    cell: str  # "lstm" | "gru" | "rnn" (another backend may say e.g. "markov")
-    layers: int
-    hidden: int
-    embedding: int
-    vocab_size: int
-    level: str  # "char" | "word"
-    parameters: int
-    training: Mapping[str, Any] = field(default_factory=dict)  # the file's provenance
+    `description` says what the model is in its backend's own words ("char-level LSTM, 2 × 256
+    units", "word-level Markov chain of order 2"); `details` holds the backend's own descriptive
+    fields (an ONNX model's cell, layers, hidden and embedding sizes); `training` its provenance.
+    `provider` is where it runs: for ONNX Runtime, the execution provider it reports in use.
+    """
+
+    name: str  # the model's name, e.g. the file's stem "shakespeare"
+    kind: str  # the backend kind, as the config names it: "onnx", "markov", "remote"...
+    description: str
+    path: Path | None = None
+    level: str = "char"  # "char" | "word": what one token is
+    vocab_size: int = 0
+    parameters: int = 0  # learned numbers (for a Markov chain: its transitions)
+    details: Mapping[str, Any] = field(default_factory=dict)
+    training: Mapping[str, Any] = field(default_factory=dict)
     provider: str = "CPUExecutionProvider"
 
 

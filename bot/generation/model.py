@@ -98,6 +98,7 @@ class LoadedModel:
     tokenizer: Tokenizer
     info: ModelInfo
     state_layers: int  # layers * k: the first dimension of the state
+    hidden: int  # hidden units: the last dimension of the state
     start_id: int
     banned_id: int | None  # the unknown token, never sampled
     pieces: tuple[str, ...]  # the text of each token id
@@ -108,7 +109,7 @@ class LoadedModel:
 
     def zero_state(self, batch: int) -> np.ndarray:
         """The start of a text: (layers * k, batch, hidden) zeros."""
-        return np.zeros((self.state_layers, batch, self.info.hidden), dtype=np.float32)
+        return np.zeros((self.state_layers, batch, self.hidden), dtype=np.float32)
 
     def run(self, tokens: np.ndarray, state: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """tokens (B, T) int64, state (layers * k, B, H) -> logits (B, T, V), state_out."""
@@ -164,14 +165,13 @@ def load_model(
 
     info = ModelInfo(
         name=path.stem,
+        kind="onnx",
+        description=f"{tokenizer.level}-level {cell.upper()}, {layers} × {hidden} units",
         path=path.resolve(),
-        cell=cell,
-        layers=layers,
-        hidden=hidden,
-        embedding=embedding,
-        vocab_size=tokenizer.vocab_size,
         level=tokenizer.level,
+        vocab_size=tokenizer.vocab_size,
         parameters=parameters,
+        details={"cell": cell, "layers": layers, "hidden": hidden, "embedding": embedding},
         training=training,
         provider=in_use,
     )
@@ -183,7 +183,7 @@ def load_model(
         "loaded %s: %s %dx%d, %s-level vocabulary of %d, %d parameters, on %s",
         path, cell, layers, hidden, tokenizer.level, tokenizer.vocab_size, parameters, in_use,
     )  # fmt: skip
-    return LoadedModel(session, tokenizer, info, state_layers, start_id, banned, pieces)
+    return LoadedModel(session, tokenizer, info, state_layers, hidden, start_id, banned, pieces)
 
 
 def _check_format(path: Path, meta: Mapping[str, str]) -> None:

@@ -1,25 +1,48 @@
 """What a request asks for (`GenerationParams`), what the engine allows (`GenerationLimits`), and
 how the engine is set up (`EngineConfig`). Params are separate from the loaded model, as in
 onnxruntime-genai: one engine serves requests with different params side by side.
+
+This module is the one table of generation defaults and bounds: the dataclasses' defaults are
+the defaults everywhere (the config's `[engine]` and `[generation]` sections take theirs from
+here), and `MAX_TEMPERATURE` bounds a request, a channel's setting, the config and the slash
+commands alike.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Final, Literal, TypeGuard
 
 from bot.errors import InvalidParamsError
 
 Provider = Literal["auto", "cuda", "cpu"]
 PROVIDERS: tuple[Provider, ...] = ("auto", "cuda", "cpu")
 
+#: Seconds a request may take, queueing included, unless configured otherwise.
+REQUEST_TIMEOUT: Final = 60.0
+
+#: Worker threads an engine may run: each holds a session, and more than cores only thrash.
+MAX_WORKERS: Final = 64
+
+#: The highest sampling temperature anyone may ask for (0 is greedy; far above 2 is noise).
+MAX_TEMPERATURE: Final = 2.0
+
+
+def check_temperature(value: object) -> float:
+    """`value` as a temperature from 0 to MAX_TEMPERATURE, or `InvalidParamsError`."""
+    if _is_real(value) and math.isfinite(value) and 0.0 <= value <= MAX_TEMPERATURE:
+        return float(value)
+    raise InvalidParamsError(
+        f"The temperature must be from 0.0 to {MAX_TEMPERATURE}; got {value!r}."
+    )
+
 
 @dataclass(frozen=True)
 class GenerationLimits:
-    """Bounds the engine enforces on every request (the config sets them)."""
+    """Bounds the engine enforces on every request (the config's `[engine]` section sets them)."""
 
-    max_length: int = 2000  # tokens generated per request
+    max_length: int = 1000  # tokens generated per request
     max_prompt: int = 2000  # characters of prompt
     max_stop: int = 8  # stop sequences per request
     max_stop_length: int = 100  # characters per stop sequence
@@ -49,12 +72,7 @@ class GenerationParams:
                 f"The length must be a whole number from 1 to {limits.max_length}; "
                 f"got {self.max_length!r}."
             )
-        if not _is_real(self.temperature) or not (
-            math.isfinite(self.temperature) and self.temperature >= 0
-        ):
-            raise InvalidParamsError(
-                f"The temperature must be a finite number of 0 or more; got {self.temperature!r}."
-            )
+        check_temperature(self.temperature)
         if not _is_int(self.top_k) or self.top_k < 0:
             raise InvalidParamsError(
                 f"top_k must be a whole number of 0 (off) or more; got {self.top_k!r}."
@@ -98,11 +116,11 @@ class EngineConfig:
     """How the ONNX engine runs. Defaults suit a 2-core CPU machine."""
 
     provider: Provider = "auto"  # auto: CUDA when ONNX Runtime offers it, else CPU
-    workers: int = 2  # worker threads, each running its own batch
+    workers: int = 1  # worker threads, each running its own batch
     intra_op_threads: int = 1  # per worker session: the workers give the parallelism
     max_batch: int = 32  # requests stacked into one model step, per worker
-    max_queue: int = 64  # requests waiting for a batch slot; more are refused (EngineBusyError)
-    request_timeout: float | None = 120.0  # seconds per request, None = no limit
+    max_queue: int = 256  # requests waiting for a batch slot; more are refused (EngineBusyError)
+    request_timeout: float | None = REQUEST_TIMEOUT  # seconds per request, None = no limit
     drain_timeout: float = 10.0  # seconds close() lets in-flight requests finish
     stats_window: float = 10.0  # seconds over which stats() measures characters/s
     stream_interval: float = 0.05  # seconds between deliveries of streamed text (coalescing)
@@ -116,6 +134,8 @@ class EngineConfig:
         for name in ("workers", "intra_op_threads", "max_batch"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1")
+        if self.workers > MAX_WORKERS:
+            raise ValueError(f"workers must be at most {MAX_WORKERS}")
         if self.max_queue < 0:
             raise ValueError("max_queue must be 0 or more")
         if self.request_timeout is not None and self.request_timeout <= 0:
@@ -130,5 +150,5 @@ def _is_int(value: object) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
-def _is_real(value: object) -> bool:
+def _is_real(value: object) -> TypeGuard[int | float]:
     return isinstance(value, int | float) and not isinstance(value, bool)

@@ -1,9 +1,11 @@
-"""What the built-in plugins share: user-facing error replies and the Manage Channels rule."""
+"""What the built-in plugins share: user-facing error replies, the Manage Channels rule, and the
+channel an interaction is about."""
 
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING, cast
+from collections.abc import Callable
+from typing import TYPE_CHECKING, TypeVar, cast
 
 import discord
 from discord import app_commands
@@ -16,6 +18,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+T = TypeVar("T")
+
 NO_MENTIONS = discord.AllowedMentions.none()
 
 #: Discord's codes for an interaction whose token expired (15 min) or is otherwise gone.
@@ -27,12 +31,16 @@ def charbot(interaction: discord.Interaction) -> CharBot:
     return cast("CharBot", interaction.client)
 
 
-def require_manage_channels(interaction: discord.Interaction) -> None:
-    """Changing a channel's settings needs Manage Channels, unless the config lifts the rule."""
-    if not charbot(interaction).config.discord.manage_channels_required:
-        return
-    if not interaction.permissions.manage_channels:
-        raise app_commands.MissingPermissions(["manage_channels"])
+def manage_channels() -> Callable[[T], T]:
+    """A check: changing a channel's settings needs Manage Channels, unless the config lifts it."""
+
+    async def predicate(interaction: discord.Interaction) -> bool:
+        required = charbot(interaction).config.discord.manage_channels_required
+        if required and not interaction.permissions.manage_channels:
+            raise app_commands.MissingPermissions(["manage_channels"])
+        return True
+
+    return app_commands.check(predicate)
 
 
 async def reply(interaction: discord.Interaction, content: str, *, ephemeral: bool = False) -> None:
@@ -67,6 +75,14 @@ class CharbotCog(commands.Cog):
 
     def __init__(self, bot: CharBot) -> None:
         self.bot = bot
+
+    @staticmethod
+    def channel_id(interaction: discord.Interaction) -> int:
+        """The channel whose settings apply; an interaction without one is refused, never
+        pooled under a made-up channel."""
+        if interaction.channel_id is None:
+            raise app_commands.CheckFailure("This command works only in a channel.")
+        return interaction.channel_id
 
     async def cog_app_command_error(
         self, interaction: discord.Interaction, error: app_commands.AppCommandError

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import logging
 import re
-import time
 from typing import TYPE_CHECKING
 
 import discord
@@ -18,8 +17,8 @@ from discord.utils import escape_markdown
 
 from bot.errors import CharbotError, InvalidParamsError
 from bot.generation.backend import Completion
+from bot.generation.params import MAX_TEMPERATURE, check_temperature
 from bot.plugins.base import NO_MENTIONS, CharbotCog, reply
-from bot.plugins.temperature import validate_temperature
 
 if TYPE_CHECKING:
     from bot.app import CharBot
@@ -55,21 +54,10 @@ def format_completion(completion: Completion, limit: int = MESSAGE_LIMIT) -> str
     return head + body + note
 
 
-class Cooldowns:
-    """At most one completion per user every `seconds`, shared by /complete and mentions."""
-
-    def __init__(self, seconds: float) -> None:
-        self.seconds = seconds
-        self._last: dict[int, float] = {}
-
-    def retry_after(self, user_id: int) -> float:
-        """0 when the user may go now (and the slot is taken), else the seconds left."""
-        now = time.monotonic()
-        wait = self._last.get(user_id, -float("inf")) + self.seconds - now
-        if wait > 0:
-            return wait
-        self._last[user_id] = now
-        return 0.0
+def user_cooldowns(seconds: float) -> commands.CooldownMapping[discord.abc.User]:
+    """One completion per user every `seconds`, shared by /complete and mentions. discord.py's
+    mapping drops expired buckets as it goes, so it does not grow with every user ever seen."""
+    return commands.CooldownMapping(commands.Cooldown(1, seconds), lambda user: user.id)
 
 
 def check_options(length: object, temperature: object, max_length: int) -> None:
@@ -82,43 +70,53 @@ def check_options(length: object, temperature: object, max_length: int) -> None:
             f"The length must be a whole number from 1 to {max_length}; got {length!r}."
         )
     if temperature is not None:
-        validate_temperature(temperature)
+        check_temperature(temperature)
 
 
 class Completions(CharbotCog):
     def __init__(self, bot: CharBot) -> None:
         super().__init__(bot)
-        self.cooldowns = Cooldowns(bot.config.discord.cooldown_seconds)
+        self.cooldowns = user_cooldowns(bot.config.discord.cooldown_seconds)
+        # The schema Discord shows advertises the configured bound, not a hard-coded one.
+        self.max_length = min(MESSAGE_LIMIT, bot.config.engine.max_length)
+        self.complete._params["length"].max_value = self.max_length
+
+    def retry_after(self, user: discord.abc.User) -> float | None:
+        """None when the user may go now (and the slot is taken), else the seconds left."""
+        bucket = self.cooldowns.get_bucket(user)
+        return None if bucket is None else bucket.update_rate_limit()
 
     def _check_cooldown(self, user: discord.abc.User) -> None:
-        wait = self.cooldowns.retry_after(user.id)
-        if wait > 0:
-            cooldown = app_commands.Cooldown(1, self.cooldowns.seconds)
+        wait = self.retry_after(user)
+        if wait is not None:
+            cooldown = app_commands.Cooldown(1, self.bot.config.discord.cooldown_seconds)
             raise app_commands.CommandOnCooldown(cooldown, wait)
 
     @app_commands.command(name="complete")
     @app_commands.describe(
         prompt="The text for the bot to continue",
         length="How many characters (or words) to write",
-        temperature="0.0 writes the likeliest text; 2.0 is wild (default: the channel's)",
+        temperature=f"0.0 writes the likeliest text; {MAX_TEMPERATURE:g} is wild "
+        "(default: the channel's)",
     )
     async def complete(
         self,
         interaction: discord.Interaction,
         prompt: app_commands.Range[str, 1, 2000],
-        length: app_commands.Range[int, 1, 2000] | None = None,
-        temperature: app_commands.Range[float, 0.0, 2.0] | None = None,
+        length: app_commands.Range[int, 1, MESSAGE_LIMIT] | None = None,
+        temperature: app_commands.Range[float, 0.0, MAX_TEMPERATURE] | None = None,
     ) -> None:
         """Continue a text in the style of the channel's model."""
         # Refused here, before the defer, so the refusal is ephemeral and costs no generation.
-        check_options(length, temperature, min(MESSAGE_LIMIT, self.bot.config.engine.max_length))
+        check_options(length, temperature, self.max_length)
+        channel_id = self.channel_id(interaction)
         self._check_cooldown(interaction.user)
         # Tracked from the defer to the last reply, failures included: shutdown waits for it.
         async with self.bot.completions.track():
             await interaction.response.defer(thinking=True)
             try:
                 completion = await self.bot.completions.complete(
-                    interaction.channel_id or 0, prompt, length=length, temperature=temperature
+                    channel_id, prompt, length=length, temperature=temperature
                 )
             except CharbotError as exc:
                 # Told here, not in cog_app_command_error: that runs after `track` has ended,
@@ -138,7 +136,7 @@ class Completions(CharbotCog):
         if not any(user.id == me.id for user in message.mentions):
             return
         prompt = re.sub(rf"<@!?{me.id}>", "", message.content).strip()
-        if self.cooldowns.retry_after(message.author.id) > 0:
+        if self.retry_after(message.author) is not None:
             return  # Silently: answering every rate-limited mention would be spam itself.
         async with self.bot.completions.track():
             try:

@@ -14,21 +14,20 @@ from discord import app_commands
 
 from bot.completions import MODEL_KEY
 from bot.generation.backend import ModelInfo
-from bot.plugins.base import NO_MENTIONS, CharbotGroupCog, require_manage_channels
+from bot.plugins.base import NO_MENTIONS, CharbotGroupCog, manage_channels
 from bot.settings import InvalidSettingError
 
 if TYPE_CHECKING:
     from bot.app import CharBot
+    from bot.services import Services
 
 
 def describe_model(info: ModelInfo, *, markdown: bool = True) -> str:
-    """A few lines on what is serving: name, shape, vocabulary, provenance, execution provider."""
+    """A few lines on what is serving: name, what it is, its size, provenance, where it runs."""
     name = f"**{info.name}**" if markdown else info.name
-    lines = [
-        f"{name}: {info.level}-level {info.cell.upper()}, {info.layers} × {info.hidden} "
-        f"units, {info.parameters:,} parameters, vocabulary of {info.vocab_size:,}",
-        f"Running on: {info.provider}",
-    ]
+    size = [f"{info.parameters:,} parameters"] if info.parameters else []
+    size += [f"vocabulary of {info.vocab_size:,}"] if info.vocab_size else []
+    lines = [", ".join([f"{name}: {info.description}", *size]), f"Running on: {info.provider}"]
     training = dict(info.training)
     if training:
         keys = ("corpus", "characters", "steps", "seconds", "best_val_loss")
@@ -37,22 +36,17 @@ def describe_model(info: ModelInfo, *, markdown: bool = True) -> str:
     return "\n".join(lines)
 
 
-async def current_model(bot: CharBot, channel_id: int) -> str:
-    chosen = await bot.settings.get(channel_id, MODEL_KEY)
-    return str(chosen) if chosen is not None else bot.config.models.default
-
-
-async def show_model(bot: CharBot, channel_id: int, *, markdown: bool = True) -> str:
-    name = await current_model(bot, channel_id)
-    text = describe_model(bot.models.get(name).info, markdown=markdown)
-    others = [n for n in bot.models.names if n != name]
+async def show_model(services: Services, channel_id: int, *, markdown: bool = True) -> str:
+    name = await services.completions.channel_model(channel_id)
+    text = describe_model(services.models.get(name).info, markdown=markdown)
+    others = [n for n in services.models.names if n != name]
     if others:
         text += f"\nAlso available: {', '.join(others)}"
     return text
 
 
-async def use_model(bot: CharBot, channel_id: int, name: str) -> str:
-    await bot.settings.set(channel_id, MODEL_KEY, name)
+async def use_model(services: Services, channel_id: int, name: str) -> str:
+    await services.settings.set(channel_id, MODEL_KEY, name)
     return f"This channel now uses **{name}**."
 
 
@@ -62,15 +56,15 @@ class Models(CharbotGroupCog, group_name="model"):
     @app_commands.command(name="show")
     async def show(self, interaction: discord.Interaction) -> None:
         """Show the model in use in this channel."""
-        text = await show_model(self.bot, interaction.channel_id or 0)
+        text = await show_model(self.bot.services, self.channel_id(interaction))
         await interaction.response.send_message(text, allowed_mentions=NO_MENTIONS)
 
     @app_commands.command(name="use")
     @app_commands.describe(name="One of the models the bot serves")
+    @manage_channels()
     async def use(self, interaction: discord.Interaction, name: str) -> None:
         """Pick the model for this channel."""
-        require_manage_channels(interaction)
-        text = await use_model(self.bot, interaction.channel_id or 0, name)
+        text = await use_model(self.bot.services, self.channel_id(interaction), name)
         await interaction.response.send_message(text, allowed_mentions=NO_MENTIONS)
 
     @use.autocomplete("name")
@@ -84,18 +78,24 @@ class Models(CharbotGroupCog, group_name="model"):
         ][:25]
 
 
-async def setup(bot: CharBot) -> None:
+def register(services: Services) -> None:
+    """The setting this plugin owns; works without Discord (the console chat calls it)."""
+    configured = list(services.config.models.models)
+
     def validate_model(value: Any) -> str:
-        names = list(bot.config.models.models)
-        if value not in names:
+        if value not in configured:
             raise InvalidSettingError(
-                f"There is no model named {value!r}; choose one of: {', '.join(names)}."
+                f"There is no model named {value!r}; choose one of: {', '.join(configured)}."
             )
         return str(value)
 
-    bot.settings_registry.register_channel(
+    services.settings_registry.register_channel(
         MODEL_KEY, default=None, validate=validate_model, owner=__name__
     )
+
+
+async def setup(bot: CharBot) -> None:
+    register(bot.services)
     await bot.add_cog(Models(bot))
 
 

@@ -1,55 +1,52 @@
 """`/temperature set|show|reset`: each channel's sampling temperature.
 
-A channel's value applies to every completion there unless the call gives its own. Bounds are in
-the command's schema (`Range[float, 0.0, 2.0]`) and again in the setting's validator, since a
+A channel's value applies to every completion there unless the call gives its own. The bound
+(`MAX_TEMPERATURE`) is in the command's schema and again in the setting's validator, since a
 client can send anything.
 """
 
 from __future__ import annotations
 
-import math
 from typing import TYPE_CHECKING, Any
 
 import discord
 from discord import app_commands
 
 from bot.completions import TEMPERATURE_KEY
-from bot.plugins.base import NO_MENTIONS, CharbotGroupCog, require_manage_channels
+from bot.errors import InvalidParamsError
+from bot.generation.params import MAX_TEMPERATURE, check_temperature
+from bot.plugins.base import NO_MENTIONS, CharbotGroupCog, manage_channels
 from bot.settings import InvalidSettingError
 
 if TYPE_CHECKING:
     from bot.app import CharBot
-
-MIN_TEMPERATURE = 0.0
-MAX_TEMPERATURE = 2.0
+    from bot.services import Services
 
 
 def validate_temperature(value: Any) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise InvalidSettingError(f"The temperature must be a number; got {value!r}.")
-    if not (math.isfinite(value) and MIN_TEMPERATURE <= value <= MAX_TEMPERATURE):
-        raise InvalidSettingError(
-            f"The temperature must be from {MIN_TEMPERATURE} to {MAX_TEMPERATURE}; got {value!r}."
-        )
-    return float(value)
+    """The setting's validator: the engine's own bound, as a settings error."""
+    try:
+        return check_temperature(value)
+    except InvalidParamsError as exc:
+        raise InvalidSettingError(str(exc)) from None
 
 
-async def set_temperature(bot: CharBot, channel_id: int, value: float) -> float:
-    await bot.settings.set(channel_id, TEMPERATURE_KEY, value)
-    return validate_temperature(value)
+async def set_temperature(services: Services, channel_id: int, value: float) -> float:
+    stored = await services.settings.set(channel_id, TEMPERATURE_KEY, value)
+    return float(stored)
 
 
-async def show_temperature(bot: CharBot, channel_id: int) -> str:
-    value = await bot.settings.get(channel_id, TEMPERATURE_KEY)
+async def show_temperature(services: Services, channel_id: int) -> str:
+    value = await services.settings.get(channel_id, TEMPERATURE_KEY)
     if value is None:
-        default = bot.config.generation.temperature
+        default = services.config.generation.temperature
         return f"This channel uses the default temperature, {default:g}."
     return f"This channel's temperature is {value:g}."
 
 
-async def reset_temperature(bot: CharBot, channel_id: int) -> str:
-    await bot.settings.reset(channel_id, TEMPERATURE_KEY)
-    default = bot.config.generation.temperature
+async def reset_temperature(services: Services, channel_id: int) -> str:
+    await services.settings.reset(channel_id, TEMPERATURE_KEY)
+    default = services.config.generation.temperature
     return f"Temperature reset: this channel now uses the default, {default:g}."
 
 
@@ -57,15 +54,15 @@ class Temperature(CharbotGroupCog, group_name="temperature"):
     """How adventurous the bot's writing is in this channel."""
 
     @app_commands.command(name="set")
-    @app_commands.describe(value="0.0 writes the likeliest text; 2.0 is wild")
+    @app_commands.describe(value=f"0.0 writes the likeliest text; {MAX_TEMPERATURE:g} is wild")
+    @manage_channels()
     async def set_(
         self,
         interaction: discord.Interaction,
-        value: app_commands.Range[float, MIN_TEMPERATURE, MAX_TEMPERATURE],
+        value: app_commands.Range[float, 0.0, MAX_TEMPERATURE],
     ) -> None:
         """Set this channel's sampling temperature."""
-        require_manage_channels(interaction)
-        stored = await set_temperature(self.bot, interaction.channel_id or 0, value)
+        stored = await set_temperature(self.bot.services, self.channel_id(interaction), value)
         await interaction.response.send_message(
             f"Temperature set to {stored:g} for this channel.", allowed_mentions=NO_MENTIONS
         )
@@ -73,21 +70,26 @@ class Temperature(CharbotGroupCog, group_name="temperature"):
     @app_commands.command(name="show")
     async def show(self, interaction: discord.Interaction) -> None:
         """Show this channel's sampling temperature."""
-        text = await show_temperature(self.bot, interaction.channel_id or 0)
+        text = await show_temperature(self.bot.services, self.channel_id(interaction))
         await interaction.response.send_message(text, allowed_mentions=NO_MENTIONS)
 
     @app_commands.command(name="reset")
+    @manage_channels()
     async def reset(self, interaction: discord.Interaction) -> None:
         """Go back to the default temperature in this channel."""
-        require_manage_channels(interaction)
-        text = await reset_temperature(self.bot, interaction.channel_id or 0)
+        text = await reset_temperature(self.bot.services, self.channel_id(interaction))
         await interaction.response.send_message(text, allowed_mentions=NO_MENTIONS)
 
 
-async def setup(bot: CharBot) -> None:
-    bot.settings_registry.register_channel(
+def register(services: Services) -> None:
+    """The setting this plugin owns; works without Discord (the console chat calls it)."""
+    services.settings_registry.register_channel(
         TEMPERATURE_KEY, default=None, validate=validate_temperature, owner=__name__
     )
+
+
+async def setup(bot: CharBot) -> None:
+    register(bot.services)
     await bot.add_cog(Temperature(bot))
 
 

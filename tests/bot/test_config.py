@@ -176,6 +176,26 @@ def test_store_path_in_data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
     assert load(env={"CHARBOT_DATA_DIR": str(data)}).store.path == str(data / "charbot.sqlite3")
     config = load(env={"CHARBOT_DATA_DIR": "rel", "CHARBOT_STORE_PATH": "bot.db"})
     assert config.store.path == str(tmp_path / "rel" / "bot.db")
+    assert config.store.url == f"sqlite:///{tmp_path / 'rel' / 'bot.db'}"
+
+
+def test_store_url_selects_the_store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    # A relative SQLite URL lives in the data dir, like store.path; four slashes are absolute.
+    config = load(env={"CHARBOT_DATA_DIR": "data", "CHARBOT_STORE_URL": "sqlite:///s.db"})
+    assert (config.store.url, config.store.path) == (
+        f"sqlite:///{tmp_path / 'data' / 's.db'}", str(tmp_path / "data" / "s.db"),
+    )  # fmt: skip
+    assert load(env={"CHARBOT_STORE_URL": "sqlite:////abs/s.db"}).store.path == "/abs/s.db"
+    pg = load(env={"CHARBOT_STORE_URL": "postgresql://bot:secret@db:5432/charbot"})
+    assert (pg.store.url, pg.store.path) == ("postgresql://bot:secret@db:5432/charbot", None)
+    with pytest.raises(ConfigError, match=r"store\.path and store\.url .* set one of them"):
+        load(env={"CHARBOT_STORE_URL": "sqlite:///a.db", "CHARBOT_STORE_PATH": "b.db"})
+    with pytest.raises(ConfigError, match="the settings store's path is empty"):
+        load(env={"CHARBOT_STORE_PATH": ""})
+    with pytest.raises(ConfigError, match=r"store\.url must be a URL") as caught:
+        load(env={"CHARBOT_STORE_URL": "bot:secret@db"})
+    assert "secret" not in str(caught.value)  # a URL may hold a password: never echoed
 
 
 # -- models --------------------------------------------------------------------------------------
@@ -299,7 +319,8 @@ def test_section_that_is_not_a_table(tmp_path: Path) -> None:
             r"engine\.workers must be a whole number, not 2\.5 \(a float\)",
         ),
         ("[engine]\nworkers = true\n", r"engine\.workers must be a whole number, not True"),
-        ("[engine]\nworkers = 0\n", r"engine\.workers must be at least 1, not 0"),
+        ("[engine]\nworkers = 0\n", r"engine\.workers must be from 1 to 64, not 0"),
+        ("[engine]\nworkers = 100000\n", r"engine\.workers must be from 1 to 64, not 100000"),
         (
             '[discord]\nsync_global = "yes"\n',
             r"discord\.sync_global must be true or false, not 'yes'",
@@ -313,7 +334,11 @@ def test_section_that_is_not_a_table(tmp_path: Path) -> None:
         ('[plugins]\nenabled = ["bot/plugins/x.py"]\n', r"must hold Python module names"),
         ('[engine]\nprovider = "tpu"\n', r"engine\.provider must be one of 'auto', 'cuda', 'cpu'"),
         ("[generation]\ntop_p = 0\n", r"generation\.top_p must be above 0 and at most 1"),
-        ("[generation]\ntemperature = -0.5\n", r"generation\.temperature must be at least 0"),
+        ("[generation]\ntemperature = -0.5\n", r"generation\.temperature must be from 0 to 2"),
+        (
+            "[generation]\ntemperature = 50\n",
+            r"generation\.temperature must be from 0 to 2, not 50",
+        ),
         ("[generation]\ntemperature = nan\n", r"generation\.temperature must be a finite number"),
         ("[engine]\ntimeout_seconds = 0\n", r"engine\.timeout_seconds must be more than 0"),
         ('[discord]\napi_base = "discord.com/api"\n', r"discord\.api_base must be a URL starting"),

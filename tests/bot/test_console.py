@@ -72,3 +72,29 @@ def test_a_missing_config_file_is_one_sentence(tmp_path: Path) -> None:
     result = run_chat(["hi"], tmp_path / "missing.toml", tmp_path)
     assert result.returncode != 0
     assert "missing.toml" in result.stderr and "Traceback" not in result.stderr
+
+
+async def test_the_console_creates_no_discord_client(
+    config: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import io
+
+    import discord
+
+    from bot.config import load_config
+    from bot.console import run_console
+    from bot.runtime import build_services
+
+    def no_client(*args: object, **kwargs: object) -> None:
+        raise AssertionError("the console chat created a discord.py client")
+
+    monkeypatch.setattr(discord.Client, "__init__", no_client)
+    services = await build_services(load_config(config, {"CHARBOT_DATA_DIR": str(tmp_path)}))
+    out = io.StringIO()
+    try:
+        status = await run_console(services, io.StringIO("/temperature set 0\nTo be\n"), out)
+    finally:
+        await services.close()
+    assert status == 0
+    lines = out.getvalue().splitlines()
+    assert lines[0] == "Temperature set to 0." and lines[1].startswith("To be")

@@ -9,12 +9,12 @@ from pathlib import Path
 import pytest
 
 from bot.app import CharBot
-from bot.backends import ModelRegistry
 from bot.config import load_config
 from bot.errors import PluginError
 from bot.plugins import discover_entry_points
-from bot.runtime import register_onnx_kind
-from bot.settings import MemorySettingsStore, SettingsRegistry
+from bot.runtime import assemble
+from bot.settings import SettingsRegistry
+from bot.stores import MemorySettingsStore
 
 
 def test_the_markov_example_is_found_through_its_entry_point() -> None:
@@ -49,11 +49,7 @@ backend = "markov"
     )
     config = load_config(config_path, {}, {})
     registry = SettingsRegistry()
-    models = ModelRegistry()
-    register_onnx_kind(models, config)
-    bot = CharBot(
-        config, settings=MemorySettingsStore(registry), settings_registry=registry, models=models
-    )
+    bot = CharBot(assemble(config, MemorySettingsStore(registry), registry))
     yield bot
     await bot.models.close()
     sys.path.remove(str(tmp_path))

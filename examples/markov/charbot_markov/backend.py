@@ -10,15 +10,18 @@ from pathlib import Path
 
 import numpy as np
 
-from bot.errors import EngineClosedError, ModelLoadError
-from bot.generation.backend import (
+from bot.api import (
     BackendStats,
     Completion,
+    EngineClosedError,
     FinishReason,
+    GenerationLimits,
+    GenerationParams,
     ModelInfo,
+    ModelLoadError,
     StreamChunk,
+    validate_prompt,
 )
-from bot.generation.params import GenerationLimits, GenerationParams, validate_prompt
 from charbot_markov.chain import MarkovChain
 
 
@@ -30,14 +33,12 @@ def load_chain(name: str, path: Path, order: int = 2) -> tuple[MarkovChain, Mode
         raise ModelLoadError(f"Cannot build a Markov chain from {path}: {exc}") from exc
     info = ModelInfo(
         name=name,
+        kind="markov",
+        description=f"word-level Markov chain of order {order}, {chain.transitions:,} transitions",
         path=path,
-        cell="markov",
-        layers=order,
-        hidden=0,
-        embedding=0,
-        vocab_size=len(chain.vocab),
         level="word",
-        parameters=chain.transitions,
+        vocab_size=len(chain.vocab),
+        details={"order": order, "transitions": chain.transitions},
         training={
             "corpus": path.name,
             "sha256": hashlib.sha256(text.encode()).hexdigest(),

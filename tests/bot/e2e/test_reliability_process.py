@@ -163,7 +163,7 @@ async def test_shutdown_tells_late_and_overlong_requests(
             lambda: backend.stats().active_requests, what="the generation to start"
         )
         closing = asyncio.create_task(bot.close())
-        await fake_discord.wait_until(lambda: not bot.accepting, what="the drain")
+        await fake_discord.wait_until(lambda: not bot.completions.accepting, what="the drain")
         late = await fake_discord.invoke_command("complete", {"prompt": "Or"}, user=w.moderator)
         mid = await fake_discord.send_message(w.random.id, w.member, f"{w.bot.mention} Or")
         told = (await late.wait_response(timeout=5)).content or ""

@@ -20,9 +20,11 @@ from tests.bot.generation.fakemodels import DELETE, build_bigram
 def test_tiny_model_loads_with_its_metadata(tiny_onnx: Path) -> None:
     loaded = load_model(tiny_onnx, "cpu")
     info = loaded.info
-    assert (info.name, info.cell, info.layers, info.hidden, info.level) == (
-        "tiny-lstm", "lstm", 2, 32, "char",
-    )  # fmt: skip
+    assert (info.name, info.kind, info.level) == ("tiny-lstm", "onnx", "char")
+    assert {k: info.details[k] for k in ("cell", "layers", "hidden")} == {
+        "cell": "lstm", "layers": 2, "hidden": 32,
+    }  # fmt: skip
+    assert info.description == "char-level LSTM, 2 × 32 units"
     assert info.vocab_size == loaded.tokenizer.vocab_size == len(loaded.pieces)
     assert info.parameters > 0 and info.training["command"] == "tests.tinymodel.export_tiny"
     assert info.provider == CPU

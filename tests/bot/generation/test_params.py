@@ -29,6 +29,7 @@ def test_defaults_are_valid() -> None:
         ({"temperature": -0.1}, "temperature"),
         ({"temperature": math.nan}, "temperature"),
         ({"temperature": math.inf}, "temperature"),
+        ({"temperature": 2.5}, "temperature"),
         ({"top_p": 0.0}, "top_p"),
         ({"top_p": 1.01}, "top_p"),
         ({"top_p": math.nan}, "top_p"),
@@ -54,7 +55,7 @@ def test_bad_params_are_one_sentence(change: dict[str, Any], words: str) -> None
 def test_edges_are_allowed() -> None:
     GenerationParams(max_length=1, temperature=0, top_k=0, top_p=1.0, seed=0).validate(LIMITS)
     GenerationParams(
-        max_length=500, temperature=5.0, top_k=1, top_p=1e-6, stop=("ab", "c")
+        max_length=500, temperature=2.0, top_k=1, top_p=1e-6, stop=("ab", "c")
     ).validate(LIMITS)
 
 

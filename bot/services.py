@@ -1,0 +1,74 @@
+"""The bot's services, apart from any Discord client: what the Discord app and the console share.
+
+`bot.runtime.build_services` assembles them from the config; the Discord app (`bot.app.CharBot`)
+and the console chat (`bot.console`) are each handed one `Services` and build nothing of their own.
+Plugins reach them as `bot.services` (or, for their Discord-free parts, through `register`).
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from bot.backends import ModelRegistry
+from bot.completions import CompletionService
+from bot.config import Config
+from bot.errors import CharbotError, PluginError
+from bot.plugins import PluginSource, allowed_plugins
+from bot.settings import SettingsRegistry
+from bot.stores import SettingsStore
+
+log = logging.getLogger(__name__)
+
+#: The optional module-level hook of a plugin for its Discord-free parts (settings keys, backend
+#: kinds): `def register(services: Services) -> None`. Its `setup(bot)` calls it too.
+REGISTER_HOOK = "register"
+
+
+@dataclass
+class Services:
+    config: Config
+    settings: SettingsStore
+    settings_registry: SettingsRegistry
+    models: ModelRegistry
+    completions: CompletionService
+    #: Every plugin the owner may load, by short name: the config's list, then entry points.
+    plugin_sources: dict[str, PluginSource] = field(default_factory=dict)
+    #: Plugins that failed to load or register, by name: the error, for `/admin status`.
+    plugin_failures: dict[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if not self.plugin_sources:
+            self.plugin_sources = allowed_plugins(
+                list(self.config.plugins.enabled), self.config.plugins.entry_points
+            )
+
+    def register_plugins(self) -> None:
+        """Run every allowed plugin's `register` hook, without Discord (the console's way in).
+
+        A plugin that fails is reported and skipped: one broken plugin must not stop the others.
+        """
+        for name, source in self.plugin_sources.items():
+            try:
+                module = importlib.import_module(source.module)
+                hook = getattr(module, REGISTER_HOOK, None)
+                if hook is not None:
+                    hook(self)
+            except Exception as exc:  # third-party code may raise anything: reported, not hidden
+                self.plugin_failures[name] = f"{type(exc).__name__}: {exc}"
+                log.error("%s", PluginError(f"Plugin {name!r} failed to register: {exc}"))
+
+    async def start_models(self) -> None:
+        """Load every configured model; a failure is recorded (and told by `/model`), not fatal."""
+        for name, spec in self.config.models.models.items():
+            try:
+                await self.models.start(name, spec.backend, Path(spec.path))
+            except CharbotError as exc:
+                log.error("model %r not loaded: %s", name, exc)
+
+    async def close(self) -> None:
+        """Close the models (their in-flight requests finish first), then the store."""
+        await self.models.close()
+        await self.settings.close()

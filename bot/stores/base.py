@@ -1,0 +1,159 @@
+"""The settings store seam: the interface every driver implements, and the shared base.
+
+A driver keeps raw JSON text per (channel, key); `StoreBase` does the validation through the
+registry and the JSON round trip, so every driver reads back the same values. A second driver is
+one new module with a `StoreBase` subclass and an opener registered in `bot.stores.DRIVERS`.
+`MemorySettingsStore` serves plugin tests.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any, Protocol
+
+from bot.settings import (
+    InvalidSettingError,
+    SettingsRegistry,
+    SettingsStoreError,
+    encode_value,
+)
+
+log = logging.getLogger(__name__)
+
+
+class SettingsStore(Protocol):
+    """Per-channel settings, validated through a registry. Every method may raise SettingsError."""
+
+    @property
+    def registry(self) -> SettingsRegistry: ...
+
+    async def get(self, channel_id: int, key: str) -> Any:
+        """The channel's value for `key`, or the key's registered default."""
+        ...
+
+    async def get_all(self, channel_id: int) -> dict[str, Any]:
+        """Every registered key's value for the channel (defaults included)."""
+        ...
+
+    async def set(self, channel_id: int, key: str, value: Any) -> Any:
+        """Validate, then store; returns the normalized value as it will read back."""
+        ...
+
+    async def reset(self, channel_id: int, key: str) -> None:
+        """Back to the default (no-op when the channel never set it)."""
+        ...
+
+    async def close(self) -> None: ...
+
+
+class StoreBase:
+    """The validation and JSON handling shared by the stores; subclasses keep raw JSON text."""
+
+    def __init__(self, registry: SettingsRegistry) -> None:
+        self._registry = registry
+
+    @property
+    def registry(self) -> SettingsRegistry:
+        return self._registry
+
+    async def _read(self, channel_id: int, key: str) -> str | None:
+        raise NotImplementedError
+
+    async def _read_all(self, channel_id: int) -> dict[str, str]:
+        raise NotImplementedError
+
+    async def _write(self, channel_id: int, key: str, text: str) -> None:
+        raise NotImplementedError
+
+    async def _delete(self, channel_id: int, key: str) -> None:
+        raise NotImplementedError
+
+    def _decode(self, channel_id: int, key: str, text: str) -> Any:
+        spec = self._registry.spec(key)
+        try:
+            value = json.loads(text)
+        except ValueError as exc:
+            raise SettingsStoreError(
+                f"The stored value of {key!r} for channel {channel_id} is not valid JSON."
+            ) from exc
+        try:
+            return spec.validate(value)
+        except InvalidSettingError as exc:
+            # The plugin tightened its rules since this was saved: serve the default, keep the row.
+            log.warning(
+                "channel %d: stored %s=%s no longer valid (%s); using the default",
+                channel_id,
+                key,
+                text[:40],
+                exc,
+            )
+            return spec.default
+
+    async def get(self, channel_id: int, key: str) -> Any:
+        _check_channel(channel_id)
+        spec = self._registry.spec(key)
+        text = await self._read(channel_id, key)
+        return spec.default if text is None else self._decode(channel_id, key, text)
+
+    async def get_all(self, channel_id: int) -> dict[str, Any]:
+        _check_channel(channel_id)
+        stored = await self._read_all(channel_id)
+        values: dict[str, Any] = {}
+        for key in self._registry:
+            text = stored.get(key)
+            values[key] = (
+                self._registry.default(key) if text is None else self._decode(channel_id, key, text)
+            )
+        return values
+
+    async def set(self, channel_id: int, key: str, value: Any) -> Any:
+        _check_channel(channel_id)
+        text = encode_value(key, self._registry.validate(key, value))
+        await self._write(channel_id, key, text)
+        return json.loads(text)
+
+    async def reset(self, channel_id: int, key: str) -> None:
+        _check_channel(channel_id)
+        self._registry.spec(key)
+        await self._delete(channel_id, key)
+
+
+def _check_channel(channel_id: int) -> None:
+    # Discord snowflakes are unsigned 63-bit; SQLite's INTEGER is signed 64-bit.
+    if isinstance(channel_id, bool) or not isinstance(channel_id, int):
+        raise TypeError(f"channel_id must be an int, not {type(channel_id).__name__}")
+    if not 0 <= channel_id < 2**63:
+        raise ValueError(f"channel_id {channel_id} is out of range")
+
+
+class MemorySettingsStore(StoreBase):
+    """Settings in a dict: for plugin tests and the console chat. Lost on exit."""
+
+    def __init__(self, registry: SettingsRegistry) -> None:
+        super().__init__(registry)
+        self._rows: dict[tuple[int, str], str] = {}
+        self._closed = False
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise SettingsStoreError("The in-memory settings store is closed.")
+
+    async def _read(self, channel_id: int, key: str) -> str | None:
+        self._check_open()
+        return self._rows.get((channel_id, key))
+
+    async def _read_all(self, channel_id: int) -> dict[str, str]:
+        self._check_open()
+        return {k: v for (c, k), v in self._rows.items() if c == channel_id}
+
+    async def _write(self, channel_id: int, key: str, text: str) -> None:
+        self._check_open()
+        self._rows[(channel_id, key)] = text
+
+    async def _delete(self, channel_id: int, key: str) -> None:
+        self._check_open()
+        self._rows.pop((channel_id, key), None)
+
+    async def close(self) -> None:
+        self._closed = True

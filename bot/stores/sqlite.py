@@ -1,0 +1,236 @@
+"""The embedded default store: one SQLite file (WAL journal, one transaction per write).
+
+The schema is versioned from the first release (`MIGRATIONS`, `PRAGMA user_version`), and the
+file is marked as ours (`PRAGMA application_id`): a file that is not a charbot settings database,
+or one newer than this code, is refused at open and left untouched, never reset.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import sqlite3
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import aiosqlite
+
+from bot.settings import SettingsRegistry, SettingsStoreError
+from bot.stores.base import StoreBase
+
+log = logging.getLogger(__name__)
+
+#: Written into the file header (`PRAGMA application_id`), so a foreign database is recognised.
+APPLICATION_ID = 0x43484254  # "CHBT"
+
+#: MIGRATIONS[i] takes schema version i to i + 1, in one transaction. Append, never edit.
+MIGRATIONS: list[tuple[str, ...]] = [
+    (
+        """
+        CREATE TABLE channel_settings (
+            channel_id INTEGER NOT NULL,
+            key        TEXT    NOT NULL,
+            value      TEXT    NOT NULL,  -- JSON
+            updated_at REAL    NOT NULL,  -- unix seconds
+            PRIMARY KEY (channel_id, key)
+        ) WITHOUT ROWID
+        """,
+    ),
+]
+
+_SQLITE_MAGIC = b"SQLite format 3\x00"
+
+
+class SqliteSettingsStore(StoreBase):
+    """Settings in one SQLite file. Open with `await SqliteSettingsStore.open(path, registry)`."""
+
+    def __init__(self, conn: aiosqlite.Connection, path: Path, registry: SettingsRegistry) -> None:
+        super().__init__(registry)
+        self._conn: aiosqlite.Connection | None = conn
+        self.path = path
+
+    @classmethod
+    async def open(
+        cls, path: str | os.PathLike[str], registry: SettingsRegistry
+    ) -> SqliteSettingsStore:
+        """Open (or create) the store; a file that is not ours is refused and left untouched."""
+        where = Path(path).absolute()
+        await asyncio.to_thread(_preflight, where)
+        with _converting(where, "open"):
+            # Autocommit: each write below is one statement, hence its own transaction.
+            conn = await aiosqlite.connect(where, isolation_level=None)
+        try:
+            await _prepare(conn, where)
+        except BaseException:
+            await conn.close()
+            raise
+        log.info("settings store %s opened (schema version %d)", where, len(MIGRATIONS))
+        return cls(conn, where, registry)
+
+    def _connection(self) -> aiosqlite.Connection:
+        if self._conn is None:
+            raise SettingsStoreError(f"The settings store {self.path} is closed.", path=self.path)
+        return self._conn
+
+    async def _read(self, channel_id: int, key: str) -> str | None:
+        conn = self._connection()
+        with _converting(self.path, "read"):
+            async with conn.execute(
+                "SELECT value FROM channel_settings WHERE channel_id = ? AND key = ?",
+                (channel_id, key),
+            ) as cursor:
+                row = await cursor.fetchone()
+        return None if row is None else str(row[0])
+
+    async def _read_all(self, channel_id: int) -> dict[str, str]:
+        conn = self._connection()
+        with _converting(self.path, "read"):
+            async with conn.execute(
+                "SELECT key, value FROM channel_settings WHERE channel_id = ?", (channel_id,)
+            ) as cursor:
+                rows = await cursor.fetchall()
+        return {str(k): str(v) for k, v in rows}
+
+    async def _write(self, channel_id: int, key: str, text: str) -> None:
+        conn = self._connection()
+        with _converting(self.path, "write"):
+            await conn.execute(
+                "INSERT INTO channel_settings (channel_id, key, value, updated_at)"
+                " VALUES (?, ?, ?, ?)"
+                " ON CONFLICT (channel_id, key)"
+                " DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at",
+                (channel_id, key, text, time.time()),
+            )
+
+    async def _delete(self, channel_id: int, key: str) -> None:
+        conn = self._connection()
+        with _converting(self.path, "write"):
+            await conn.execute(
+                "DELETE FROM channel_settings WHERE channel_id = ? AND key = ?", (channel_id, key)
+            )
+
+    async def close(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            with _converting(self.path, "close"):
+                await conn.close()
+
+
+@contextlib.contextmanager
+def _converting(path: Path, action: str) -> Iterator[None]:
+    """Turn sqlite's errors into SettingsStoreError where they enter (works across awaits)."""
+    try:
+        yield
+    except sqlite3.Error as exc:
+        # Opening writes nothing before its checks pass, and a failed migration rolls back.
+        note = "; it was left untouched" if action == "open" else ""
+        raise SettingsStoreError(
+            f"Cannot {action} the settings store {path}: {exc}{note}.", path=path
+        ) from exc
+
+
+def _fail(path: Path, fault: str) -> SettingsStoreError:
+    return SettingsStoreError(f"The settings store {path} {fault}", path=path)
+
+
+def _preflight(path: Path) -> None:
+    """Refuse, before SQLite touches anything, a path that cannot be (or is not) our database."""
+    parent = path.parent
+    if not parent.exists():
+        raise _fail(path, f"cannot be created: the directory {parent} does not exist.")
+    if not parent.is_dir():
+        raise _fail(path, f"cannot be created: {parent} is not a directory.")
+    # SQLite creates its -wal and -shm files beside the database, so the directory must be writable.
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise _fail(path, f"is unusable: the directory {parent} is not writable.")
+    if not path.exists():
+        return
+    if not path.is_file():
+        raise _fail(path, "is not a regular file.")
+    if not os.access(path, os.R_OK | os.W_OK):
+        raise _fail(path, "is not readable and writable; check its permissions.")
+    try:
+        with path.open("rb") as f:
+            header = f.read(len(_SQLITE_MAGIC))
+    except OSError as exc:
+        raise _fail(path, f"cannot be read: {exc.strerror or exc}.") from exc
+    # An empty file holds nothing to lose: SQLite initializes it as a new database.
+    if header and header != _SQLITE_MAGIC:
+        raise _fail(
+            path,
+            "is not a SQLite database (corrupt, or some other file); it was left untouched: "
+            "move it away or point store.path elsewhere.",
+        )
+
+
+async def _prepare(conn: aiosqlite.Connection, path: Path) -> None:
+    """Check the file is ours and not newer, then set WAL and migrate; raise before any write."""
+    with _converting(path, "open"):
+        app_id = await _pragma(conn, "application_id")
+        version = await _pragma(conn, "user_version")
+        async with conn.execute("SELECT count(*) FROM sqlite_master") as cursor:
+            row = await cursor.fetchone()
+        objects = int(row[0]) if row else 0
+        known = len(MIGRATIONS)
+        if app_id not in (0, APPLICATION_ID) or (app_id == 0 and (version or objects)):
+            raise _fail(path, "is a SQLite database of some other program; it was left untouched.")
+        if version > known:
+            raise _fail(
+                path,
+                f"has schema version {version}, newer than this charbot knows ({known}); "
+                "upgrade charbot or restore a backup.",
+            )
+        async with conn.execute("PRAGMA quick_check") as cursor:
+            problems = [str(r[0]) for r in await cursor.fetchall()]
+        if problems != ["ok"]:
+            raise _fail(path, f"is damaged ({problems[0]}); it was left untouched.")
+
+        mode = await _pragma_text(conn, "journal_mode = WAL")
+        if mode.lower() != "wal":
+            log.warning("settings store %s: journal mode is %s, not WAL", path, mode)
+        # FULL: a committed setting survives power loss too; writes are rare.
+        await conn.execute("PRAGMA synchronous = FULL")
+        # A second process (another bot instance, a backup) may hold the lock briefly.
+        await conn.execute("PRAGMA busy_timeout = 5000")
+
+        for step in range(version, known):
+            await _migrate(conn, path, step)
+        if version == known:
+            await _probe_writable(conn, path, version)
+
+
+async def _migrate(conn: aiosqlite.Connection, path: Path, step: int) -> None:
+    """Run MIGRATIONS[step] and bump the version in one transaction: all of it, or none."""
+    await conn.execute("BEGIN IMMEDIATE")
+    try:
+        for statement in MIGRATIONS[step]:
+            await conn.execute(statement)
+        await conn.execute(f"PRAGMA user_version = {step + 1}")
+        await conn.execute(f"PRAGMA application_id = {APPLICATION_ID}")
+        await conn.execute("COMMIT")
+    except BaseException:
+        await conn.execute("ROLLBACK")
+        raise
+    log.info("settings store %s: migrated schema %d -> %d", path, step, step + 1)
+
+
+async def _probe_writable(conn: aiosqlite.Connection, path: Path, version: int) -> None:
+    # SQLite opens a read-only file read-only without a word; find out now, not at the first /set.
+    await conn.execute("BEGIN IMMEDIATE")
+    try:
+        await conn.execute(f"PRAGMA user_version = {version}")
+    finally:
+        await conn.execute("ROLLBACK")
+
+
+async def _pragma(conn: aiosqlite.Connection, name: str) -> int:
+    return int(await _pragma_text(conn, name))
+
+
+async def _pragma_text(conn: aiosqlite.Connection, name: str) -> str:
+    async with conn.execute(f"PRAGMA {name}") as cursor:
+        row = await cursor.fetchone()
+    return "" if row is None else str(row[0])
