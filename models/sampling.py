@@ -1,7 +1,7 @@
 """Choosing a token from one row of logits: greedy, or temperature, top-k, then top-p.
 
 Shared by the bot's batch sampler and the exporter's `sample` command, so that both follow the
-same semantics (DESIGN.md, "Generation semantics"). numpy only: no torch, no onnxruntime.
+same semantics (docs/architecture.md, "Generation semantics"). numpy only: no torch, no onnxruntime.
 """
 
 from __future__ import annotations
