@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import os
 import platform
 import statistics
@@ -49,6 +48,7 @@ from bot.generation.model import CPU, LoadedModel, load_model, session_options
 from bot.generation.sampling import BatchSampler
 from models import contract
 from models.charrnn import CharRNN, CharRNNConfig
+from models.contract import ContractMetadata
 
 DEFAULT_JSON = Path(__file__).resolve().parent / "results" / "generation.json"
 CORPUS = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "tinyshakespeare.txt"
@@ -67,19 +67,18 @@ _GATES = {"lstm": [0, 2, 3, 1], "gru": [1, 0, 2], "rnn": [0]}
 def torch_from_onnx(path: Path) -> CharRNN:
     """Rebuild the CharRNN whose export is `path`, from the file's own initializers."""
     proto = onnx.load(str(path))
-    meta = {p.key: p.value for p in proto.metadata_props}
-    shape = json.loads(meta[contract.META_MODEL])
-    vocab = len(json.loads(meta[contract.META_TOKENIZER])["vocab"])
-    cell = shape["cell"]
+    meta = ContractMetadata.from_props({p.key: p.value for p in proto.metadata_props}, path)
+    shape = meta.model
+    cell = shape.cell
     model = CharRNN(
-        CharRNNConfig(vocab, cell, shape["layers"], shape["hidden"], shape["embedding"])
+        CharRNNConfig(meta.tokenizer.vocab_size, cell, shape.layers, shape.hidden, shape.embedding)
     ).eval()
     weights = {i.name: numpy_helper.to_array(i) for i in proto.graph.initializer}
     recurrent = [n for n in proto.graph.node if n.op_type in ("LSTM", "GRU", "RNN")]
     head = next(
         n for n in proto.graph.node if n.op_type in ("MatMul", "Gemm") and n.input[1] in weights
     )
-    hidden = shape["hidden"]
+    hidden = shape.hidden
     order = _GATES[cell]
 
     def gates(array: np.ndarray) -> torch.Tensor:  # (k * H, ...) in ONNX order -> torch order

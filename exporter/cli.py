@@ -13,7 +13,6 @@ sentence on stderr), 2 for a bad option (argparse), 130 after Ctrl-C.
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import os
 import shlex
@@ -30,7 +29,6 @@ from exporter.errors import ExporterError, ExportError, TrainingInterrupted
 from exporter.onnx_export import ParityReport, export_onnx, read_metadata, verify_parity
 from exporter.sampling import SamplingParams, encode_prompt, generate, open_backend
 from exporter.train import describe, train
-from models import contract
 from models.contract import CELLS
 
 PROG = "python -m exporter"
@@ -244,11 +242,10 @@ def run_verify(args: argparse.Namespace, argv: list[str]) -> int:
     checkpoint = load_checkpoint(args.checkpoint)
     model = build_model(checkpoint, args.checkpoint)
     tokenizer = build_tokenizer(checkpoint, args.checkpoint)
-    onnx_model = json.loads(metadata[contract.META_MODEL])
-    onnx_vocab = json.loads(metadata[contract.META_TOKENIZER]).get("vocab")
-    shape = ("cell", "layers", "hidden", "embedding", "vocab_size")
-    if onnx_vocab != tokenizer.vocab or any(
-        onnx_model.get(key) != getattr(model.config, key) for key in shape
+    onnx_shape = metadata.model
+    shape = ("cell", "layers", "hidden", "embedding")
+    if metadata.tokenizer.vocab != tokenizer.vocab or any(
+        getattr(onnx_shape, key) != getattr(model.config, key) for key in shape
     ):
         raise ExportError(
             f"{args.model} was not exported from {args.checkpoint}: their vocabularies or model "

@@ -7,47 +7,42 @@ the training provenance, so that the bot needs nothing but this file.
 
 from __future__ import annotations
 
-import json
 import logging
 import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import onnx
 import onnxruntime as ort
 import torch
-from onnxruntime.capi import onnxruntime_pybind11_state as ort_state
 
 from exporter.errors import CheckpointError, ExportError
 from models import contract
 from models.charrnn import CharRNN
+from models.contract import Cell, ContractError, ContractMetadata, ModelShape
+from models.ort import ORT_ERRORS
 from models.tokenizers import Tokenizer
 
 log = logging.getLogger(__name__)
 
 OPSET = 17
 
-# Errors onnxruntime raises from its C++ core; none of them derives from a Python builtin error.
-ORT_ERRORS: tuple[type[Exception], ...] = tuple(
-    obj for obj in vars(ort_state).values() if isinstance(obj, type) and issubclass(obj, Exception)
-)
 
-
-def model_metadata(model: CharRNN) -> dict[str, Any]:
+def model_metadata(model: CharRNN) -> ModelShape:
     """The `charbot.model` metadata: enough to describe the network without loading it."""
     cfg = model.config
-    return {
-        "cell": cfg.cell,
-        "layers": cfg.layers,
-        "hidden": cfg.hidden,
-        "embedding": cfg.embedding,
-        "vocab_size": cfg.vocab_size,
-        "dropout": cfg.dropout,
-        "parameters": model.num_parameters(),
-    }
+    return ModelShape(
+        cell=cast(Cell, cfg.cell),  # CharRNNConfig has checked it
+        layers=cfg.layers,
+        hidden=cfg.hidden,
+        embedding=cfg.embedding,
+        parameters=model.num_parameters(),
+        vocab_size=cfg.vocab_size,
+        dropout=cfg.dropout,
+    )
 
 
 def export_onnx(
@@ -88,13 +83,8 @@ def export_onnx(
                 dynamo=False,
             )
         proto = onnx.load(str(path))
-        metadata = {
-            contract.META_FORMAT: str(contract.FORMAT_VERSION),
-            contract.META_TOKENIZER: json.dumps(tokenizer.to_json(), ensure_ascii=False),
-            contract.META_MODEL: json.dumps(model_metadata(model)),
-            contract.META_TRAINING: json.dumps(dict(training), ensure_ascii=False),
-        }
-        onnx.helper.set_model_props(proto, metadata)
+        metadata = ContractMetadata(tokenizer, model_metadata(model), dict(training))
+        onnx.helper.set_model_props(proto, metadata.to_props())
         proto.producer_name = "charbot.exporter"
         onnx.checker.check_model(proto, full_check=True)
         onnx.save(proto, str(path))
@@ -196,16 +186,10 @@ def open_session(path: Path) -> ort.InferenceSession:
         raise CheckpointError(f"{path} is not a readable ONNX model") from exc
 
 
-def read_metadata(path: Path, session: ort.InferenceSession | None = None) -> dict[str, str]:
-    """The file's `metadata_props`; a file without the contract's keys is a CheckpointError."""
+def read_metadata(path: Path, session: ort.InferenceSession | None = None) -> ContractMetadata:
+    """The file's contract metadata, checked; any fault in it is a CheckpointError."""
     session = session or open_session(path)
-    meta: dict[str, str] = dict(session.get_modelmeta().custom_metadata_map)
-    missing = [key for key in contract.REQUIRED_METADATA if key not in meta]
-    if missing:
-        raise CheckpointError(f"{path} is not a charbot model: it lacks {', '.join(missing)}")
-    if meta[contract.META_FORMAT] != str(contract.FORMAT_VERSION):
-        raise CheckpointError(
-            f"{path} has model format {meta[contract.META_FORMAT]!r}; this exporter reads format "
-            f"{contract.FORMAT_VERSION}"
-        )
-    return meta
+    try:
+        return ContractMetadata.from_props(session.get_modelmeta().custom_metadata_map, path)
+    except ContractError as exc:
+        raise CheckpointError(str(exc)) from exc

@@ -8,11 +8,10 @@ from the `.onnx` it was exported to (up to float error in near ties).
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Protocol
 
 import numpy as np
 import torch
@@ -23,7 +22,7 @@ from exporter.onnx_export import open_session, read_metadata
 from models import contract
 from models.charrnn import CharRNN
 from models.sampling import sample_one
-from models.tokenizers import Encoding, Tokenizer, TokenizerError, tokenizer_from_json
+from models.tokenizers import Encoding, Tokenizer
 
 
 @dataclass(frozen=True)
@@ -83,12 +82,9 @@ class OnnxBackend:
     def __init__(self, path: Path) -> None:
         self.session = open_session(path)
         self.metadata = read_metadata(path, self.session)
-        try:
-            self.tokenizer = tokenizer_from_json(json.loads(self.metadata[contract.META_TOKENIZER]))
-            model: dict[str, Any] = json.loads(self.metadata[contract.META_MODEL])
-            self.shape = contract.state_shape(model["cell"], model["layers"], 1, model["hidden"])
-        except (ValueError, KeyError, TypeError, TokenizerError) as exc:
-            raise CheckpointError(f"{path} has unusable charbot metadata: {exc}") from exc
+        self.tokenizer = self.metadata.tokenizer
+        shape = self.metadata.model
+        self.shape = (shape.state_layers, 1, shape.hidden)
 
     def initial_state(self) -> np.ndarray:
         return np.zeros(self.shape, dtype=np.float32)
@@ -114,11 +110,11 @@ def open_backend(path: Path) -> Backend:
 def encode_prompt(tokenizer: Tokenizer, prompt: str) -> tuple[list[int], Encoding]:
     """The ids to prime with, and the prompt's encoding (whose `unknown` the caller reports).
 
-    An empty prompt (or one with nothing encodable) is primed with a newline, where the vocabulary
-    has one, else with token 0: the model needs some input to give its first logits.
+    An empty prompt (or one with nothing encodable) is primed with the tokenizer's start token
+    (`models.tokenizers.START_TOKEN`): the model needs some input to give its first logits.
     """
     encoding = tokenizer.encode(prompt)
-    ids = encoding.ids or tokenizer.encode("\n").ids or [0]
+    ids = encoding.ids or [tokenizer.start_id]
     return ids, encoding
 
 

@@ -1,19 +1,34 @@
-"""The ONNX model contract, version 1 (DESIGN.md, "The model contract").
+"""The ONNX model contract, version 1: tensor names, the state layout and the metadata codec.
 
 One `.onnx` file is the whole model: weights, vocabulary and provenance. This module holds the
-names both sides agree on, and the state layout, so that the exporter writes exactly what the bot
-reads. It must not import torch or onnxruntime.
+names both sides agree on, the state layout, and the one codec of the file's `metadata_props`
+(`ContractMetadata.to_props` for the exporter, `ContractMetadata.from_props` for every reader), so
+that the exporter writes exactly what the bot reads. It must not import torch or onnxruntime: the
+bot, the exporter and the test fakes all import it, and it needs the standard library alone.
 
 Tensors:
     tokens     input   int64    (batch, time)
     state      input   float32  (layers * k, batch, hidden); k = 2 for LSTM (all h, then all c)
     logits     output  float32  (batch, time, vocab)
     state_out  output  float32  same as state
+
+Metadata (`metadata_props`, every value a string):
+    charbot.format     the format version, a whole number; a reader refuses a newer one
+    charbot.tokenizer  JSON object: `Tokenizer.to_json()`
+    charbot.model      JSON object: cell, layers, hidden, embedding, parameters (and, as written
+                       by the exporter, vocab_size and dropout)
+    charbot.training   JSON object: free-form provenance (corpus, steps, loss, command, ...)
 """
 
 from __future__ import annotations
 
-from typing import Final, Literal
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from os import PathLike
+from typing import Any, Final, Literal, TypeGuard, cast
+
+from models.tokenizers import Tokenizer, TokenizerError, tokenizer_from_json
 
 FORMAT_VERSION: Final = 1
 
@@ -33,6 +48,15 @@ REQUIRED_METADATA: Final = (META_FORMAT, META_TOKENIZER, META_MODEL, META_TRAINI
 Cell = Literal["lstm", "gru", "rnn"]
 CELLS: Final[tuple[Cell, ...]] = ("lstm", "gru", "rnn")
 
+Source = str | PathLike[str]
+
+
+class ContractError(ValueError):
+    """Metadata that breaks the contract. The message is one sentence naming the file and fault.
+
+    Each package converts it where it enters (`raise ModelLoadError(str(exc)) from exc`).
+    """
+
 
 def state_factor(cell: str) -> int:
     """How many state tensors a layer carries: h and c for an LSTM, h alone otherwise."""
@@ -44,3 +68,137 @@ def state_factor(cell: str) -> int:
 def state_shape(cell: str, layers: int, batch: int, hidden: int) -> tuple[int, int, int]:
     """Shape of the `state` input for a batch: (layers * k, batch, hidden)."""
     return (layers * state_factor(cell), batch, hidden)
+
+
+def check_format(raw: str, source: Source) -> int:
+    """The format version in `raw`: the one rule for every reader. A newer one is refused."""
+    try:
+        version = int(raw.strip())
+    except ValueError:
+        raise ContractError(f"{source} has an unreadable format version {raw!r}.") from None
+    if version > FORMAT_VERSION:
+        raise ContractError(
+            f"{source} uses model format {version}, newer than the format {FORMAT_VERSION} this "
+            "charbot reads: it was made by a newer charbot, so update charbot to use it."
+        )
+    if version < 1:
+        raise ContractError(f"{source} has an invalid format version {version}.")
+    return version
+
+
+@dataclass(frozen=True)
+class ModelShape:
+    """The `charbot.model` section: the network, described without loading it."""
+
+    cell: Cell
+    layers: int
+    hidden: int
+    embedding: int
+    parameters: int
+    vocab_size: int | None = None  # optional; when given it must match the tokenizer's
+    dropout: float | None = None  # training provenance only
+
+    @property
+    def state_layers(self) -> int:
+        """The first dimension of the state: layers * k."""
+        return self.layers * state_factor(self.cell)
+
+    def to_json(self) -> dict[str, Any]:
+        data: dict[str, Any] = {
+            "cell": self.cell,
+            "layers": self.layers,
+            "hidden": self.hidden,
+            "embedding": self.embedding,
+            "vocab_size": self.vocab_size,
+            "dropout": self.dropout,
+            "parameters": self.parameters,
+        }
+        return {key: value for key, value in data.items() if value is not None}
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any], source: Source) -> ModelShape:
+        where = f"{source} has metadata {META_MODEL!r} whose"
+        cell = data.get("cell")
+        if cell not in CELLS:
+            raise ContractError(
+                f"{source} has an unknown cell {cell!r}; expected one of {', '.join(CELLS)}."
+            )
+        numbers: dict[str, int] = {}
+        for key in ("layers", "hidden", "embedding", "parameters", "vocab_size"):
+            value = data.get(key)
+            if key == "vocab_size" and value is None:
+                continue
+            if not _is_int(value) or value < 1:
+                raise ContractError(
+                    f"{where} {key!r} is not a positive whole number (got {value!r})."
+                )
+            numbers[key] = value
+        dropout = data.get("dropout")
+        if dropout is not None and not (
+            isinstance(dropout, int | float) and not isinstance(dropout, bool) and 0 <= dropout < 1
+        ):
+            raise ContractError(f"{where} 'dropout' is not a number in [0, 1) (got {dropout!r}).")
+        return cls(
+            cell=cast(Cell, cell),
+            layers=numbers["layers"],
+            hidden=numbers["hidden"],
+            embedding=numbers["embedding"],
+            parameters=numbers["parameters"],
+            vocab_size=numbers.get("vocab_size"),
+            dropout=None if dropout is None else float(dropout),
+        )
+
+
+@dataclass(frozen=True)
+class ContractMetadata:
+    """Everything a contract file says about itself besides its weights."""
+
+    tokenizer: Tokenizer
+    model: ModelShape
+    training: Mapping[str, Any] = field(default_factory=dict)
+    format: int = FORMAT_VERSION
+
+    def to_props(self) -> dict[str, str]:
+        """The file's `metadata_props`."""
+        return {
+            META_FORMAT: str(self.format),
+            META_TOKENIZER: json.dumps(self.tokenizer.to_json(), ensure_ascii=False),
+            META_MODEL: json.dumps(self.model.to_json()),
+            META_TRAINING: json.dumps(dict(self.training), ensure_ascii=False),
+        }
+
+    @classmethod
+    def from_props(cls, props: Mapping[str, str], source: Source) -> ContractMetadata:
+        """Parse and check a file's `metadata_props`; any fault is one `ContractError`."""
+        for key in REQUIRED_METADATA:
+            if key not in props:
+                raise ContractError(f"{source} is not a charbot model: its metadata lacks {key!r}.")
+        version = check_format(props[META_FORMAT], source)
+        try:
+            tokenizer = tokenizer_from_json(_json_object(props, META_TOKENIZER, source))
+        except TokenizerError as exc:
+            raise ContractError(f"{source} has an unusable tokenizer: {exc}.") from exc
+        model = ModelShape.from_json(_json_object(props, META_MODEL, source), source)
+        if model.vocab_size is not None and model.vocab_size != tokenizer.vocab_size:
+            raise ContractError(
+                f"{source} declares a vocabulary of {model.vocab_size} tokens, but its tokenizer "
+                f"has {tokenizer.vocab_size}."
+            )
+        training = _json_object(props, META_TRAINING, source)
+        return cls(tokenizer, model, training, version)
+
+
+def _json_object(props: Mapping[str, str], key: str, source: Source) -> dict[str, Any]:
+    try:
+        data = json.loads(props[key])
+    except json.JSONDecodeError as exc:
+        raise ContractError(
+            f"{source} has metadata {key!r} that is not valid JSON: {exc}."
+        ) from exc
+    if not isinstance(data, dict):
+        raise ContractError(f"{source} has metadata {key!r} that is not a JSON object.")
+    return data
+
+
+def _is_int(value: object) -> TypeGuard[int]:
+    return isinstance(value, int) and not isinstance(value, bool)

@@ -26,6 +26,11 @@ UNKNOWN_POLICIES: tuple[UnknownPolicy, ...] = ("drop", "unk")
 # Whitespace is a token too, so decoding is plain concatenation and the text round-trips.
 WORD_PATTERN = r"\w+(?:'\w+)*|[^\w\s]|\s+"
 
+#: The token that starts a text when the prompt is empty (or has nothing encodable): a newline
+#: where the vocabulary has one (texts and turns begin after a line break), else id 0. The model
+#: needs some input to give its first logits; the bot and the exporter's sampler both use this.
+START_TOKEN = "\n"
+
 
 class TokenizerError(ValueError):
     """A tokenizer description that cannot be used (bad JSON fields, an empty vocabulary)."""
@@ -68,6 +73,11 @@ class Tokenizer(ABC):
     @abstractmethod
     def split(self, text: str) -> Iterable[str]:
         """The text as a sequence of candidate tokens."""
+
+    @property
+    def start_id(self) -> int:
+        """The id to prime with when a prompt encodes to nothing (see `START_TOKEN`)."""
+        return self._ids.get(START_TOKEN, 0)
 
     def encode(self, text: str) -> Encoding:
         ids: list[int] = []

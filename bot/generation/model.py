@@ -8,43 +8,27 @@ sentence naming the file and the fault (`ModelLoadError`); a provider that canno
 
 from __future__ import annotations
 
-import json
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import onnxruntime as ort
-from onnxruntime.capi import onnxruntime_pybind11_state as _ort_state
 
 from bot.errors import ModelLoadError, ProviderError
 from bot.generation.backend import ModelInfo
 from bot.generation.params import Provider
 from models import contract
-from models.tokenizers import Tokenizer, TokenizerError, tokenizer_from_json
+from models.contract import ContractError, ContractMetadata
+from models.ort import ORT_ERRORS
+from models.tokenizers import Tokenizer
 
 log = logging.getLogger(__name__)
 
 CUDA = "CUDAExecutionProvider"
 CPU = "CPUExecutionProvider"
-
-#: What ONNX Runtime raises: its pybind exceptions derive from Exception directly, and its Python
-#: wrapper raises RuntimeError/ValueError. Converted to bot errors where they enter.
-ORT_ERRORS: tuple[type[Exception], ...] = (
-    *(
-        obj
-        for obj in vars(_ort_state).values()
-        if isinstance(obj, type) and issubclass(obj, Exception)
-    ),
-    RuntimeError,
-    ValueError,
-)
-
-#: The token that starts a text when the prompt is empty: a newline where the vocabulary has one
-#: (texts and turns begin after a line break), else id 0.
-START_TOKEN = "\n"
 
 _EXPECTED_INPUTS = {
     contract.INPUT_TOKENS: ("tensor(int64)", 2),
@@ -148,19 +132,15 @@ def load_model(
     if provider == "auto" and providers[0] == CUDA and in_use != CUDA:
         log.warning("CUDA is offered but %s fell back to %s", path.name, in_use)
 
-    meta = dict(session.get_modelmeta().custom_metadata_map)
-    _check_format(path, meta)
-    tokenizer = _tokenizer(path, meta)
-    model_meta = _json_object(path, meta, contract.META_MODEL)
-    training = _json_object(path, meta, contract.META_TRAINING)
-    cell, layers, hidden, embedding, parameters = _network(path, model_meta)
-    state_layers = layers * contract.state_factor(cell)
-    declared_vocab = model_meta.get("vocab_size")
-    if declared_vocab is not None and declared_vocab != tokenizer.vocab_size:
-        raise ModelLoadError(
-            f"{path} declares a vocabulary of {declared_vocab} tokens, but its tokenizer "
-            f"has {tokenizer.vocab_size}."
-        )
+    try:
+        meta = ContractMetadata.from_props(session.get_modelmeta().custom_metadata_map, path)
+    except ContractError as exc:
+        raise ModelLoadError(str(exc)) from exc
+    tokenizer = meta.tokenizer
+    training = dict(meta.training)
+    cell, layers, hidden = meta.model.cell, meta.model.layers, meta.model.hidden
+    embedding, parameters = meta.model.embedding, meta.model.parameters
+    state_layers = meta.model.state_layers
     _check_tensors(path, session, state_layers, hidden, tokenizer.vocab_size)
 
     info = ModelInfo(
@@ -176,7 +156,7 @@ def load_model(
         provider=in_use,
     )
     pieces = tuple(tokenizer.vocab)
-    start_id = pieces.index(START_TOKEN) if START_TOKEN in pieces else 0
+    start_id = tokenizer.start_id
     # A one-token vocabulary keeps its only token, unknown or not, so sampling stays defined.
     banned = tokenizer.unk_id if tokenizer.vocab_size > 1 else None
     log.info(
@@ -184,62 +164,6 @@ def load_model(
         path, cell, layers, hidden, tokenizer.level, tokenizer.vocab_size, parameters, in_use,
     )  # fmt: skip
     return LoadedModel(session, tokenizer, info, state_layers, hidden, start_id, banned, pieces)
-
-
-def _check_format(path: Path, meta: Mapping[str, str]) -> None:
-    for key in contract.REQUIRED_METADATA:
-        if key not in meta:
-            raise ModelLoadError(f"{path} is not a charbot model: its metadata lacks {key!r}.")
-    raw = meta[contract.META_FORMAT]
-    try:
-        version = int(raw)
-    except ValueError:
-        raise ModelLoadError(f"{path} has an unreadable format version {raw!r}.") from None
-    if version > contract.FORMAT_VERSION:
-        raise ModelLoadError(
-            f"{path} uses model format {version}, newer than this bot reads "
-            f"({contract.FORMAT_VERSION}); update the bot."
-        )
-    if version < 1:
-        raise ModelLoadError(f"{path} has an invalid format version {version}.")
-
-
-def _json_object(path: Path, meta: Mapping[str, str], key: str) -> dict[str, Any]:
-    try:
-        data = json.loads(meta[key])
-    except json.JSONDecodeError as exc:
-        raise ModelLoadError(f"{path} has metadata {key!r} that is not valid JSON: {exc}.") from exc
-    if not isinstance(data, dict):
-        raise ModelLoadError(f"{path} has metadata {key!r} that is not a JSON object.")
-    return data
-
-
-def _tokenizer(path: Path, meta: Mapping[str, str]) -> Tokenizer:
-    data = _json_object(path, meta, contract.META_TOKENIZER)
-    try:
-        return tokenizer_from_json(data)
-    except TokenizerError as exc:
-        raise ModelLoadError(f"{path} has an unusable tokenizer: {exc}.") from exc
-
-
-def _network(path: Path, meta: Mapping[str, Any]) -> tuple[str, int, int, int, int]:
-    """cell, layers, hidden, embedding, parameters from the `charbot.model` metadata."""
-    cell = meta.get("cell")
-    if cell not in contract.CELLS:
-        raise ModelLoadError(
-            f"{path} has an unknown cell {cell!r}; expected one of {', '.join(contract.CELLS)}."
-        )
-    numbers = []
-    for key in ("layers", "hidden", "embedding", "parameters"):
-        value = meta.get(key)
-        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-            raise ModelLoadError(
-                f"{path} has metadata {contract.META_MODEL!r} whose {key!r} is not a positive "
-                f"whole number (got {value!r})."
-            )
-        numbers.append(value)
-    layers, hidden, embedding, parameters = numbers
-    return str(cell), layers, hidden, embedding, parameters
 
 
 def _check_tensors(

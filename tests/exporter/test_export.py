@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
@@ -15,6 +14,7 @@ from exporter.cli import main
 from exporter.onnx_export import verify_parity
 from exporter.train import TrainResult, train
 from models import contract
+from models.contract import ContractMetadata
 from tests.exporter.conftest import tiny_config
 
 
@@ -50,20 +50,16 @@ def test_export_follows_the_contract(trained: TrainResult, exported: Path) -> No
     assert dims(outputs["logits"]) == ["batch", "time", vocab]
     assert dims(outputs["state_out"]) == [state_layers, "batch", 24]
 
-    meta = {p.key: p.value for p in model.metadata_props}
-    assert set(contract.REQUIRED_METADATA) <= set(meta)
-    assert meta[contract.META_FORMAT] == "1"
-    tokenizer = json.loads(meta[contract.META_TOKENIZER])
-    assert tokenizer == ckpt["tokenizer"] and tokenizer["level"] == "char"
-    shape = json.loads(meta[contract.META_MODEL])
-    assert {k: shape[k] for k in ("cell", "layers", "hidden", "embedding")} == {
-        "cell": "lstm",
-        "layers": 2,
-        "hidden": 24,
-        "embedding": 8,
-    }
-    assert shape["parameters"] == build_model(ckpt, trained.best_path).num_parameters()
-    training = json.loads(meta[contract.META_TRAINING])
+    props = {p.key: p.value for p in model.metadata_props}
+    assert set(contract.REQUIRED_METADATA) <= set(props)
+    meta = ContractMetadata.from_props(props, exported)
+    assert meta.format == contract.FORMAT_VERSION
+    assert meta.tokenizer.to_json() == ckpt["tokenizer"] and meta.tokenizer.level == "char"
+    shape = meta.model
+    assert (shape.cell, shape.layers, shape.hidden, shape.embedding) == ("lstm", 2, 24, 8)
+    assert shape.vocab_size == vocab
+    assert shape.parameters == build_model(ckpt, trained.best_path).num_parameters()
+    training = meta.training
     assert training["corpus"] == "corpus.txt"
     assert training["sha256"] == ckpt["corpus"]["sha256"]
     assert training["characters"] == ckpt["corpus"]["characters"]
@@ -136,9 +132,9 @@ def test_word_level_trains_exports_and_samples(
     assert "<unk>" in tokenizer.vocab
     out = tmp_path / "words.onnx"
     assert main(["export", str(result.best_path), "-o", str(out)]) == 0
-    meta = {p.key: p.value for p in onnx.load(str(out)).metadata_props}
-    assert json.loads(meta[contract.META_TOKENIZER])["level"] == "word"
-    assert json.loads(meta[contract.META_TRAINING])["level"] == "word"
+    props = {p.key: p.value for p in onnx.load(str(out)).metadata_props}
+    meta = ContractMetadata.from_props(props, out)
+    assert meta.tokenizer.level == "word" and meta.training["level"] == "word"
     capsys.readouterr()
     for path in (result.best_path, out):
         assert main(["sample", str(path), "--prompt", "the zebra", "--length", "6"]) == 0

@@ -7,7 +7,6 @@ exactly. Its keyword arguments break one part of the contract at a time.
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -18,6 +17,8 @@ import onnx
 from onnx import TensorProto, helper, numpy_helper
 
 from models import contract
+from models.contract import ContractMetadata, ModelShape
+from models.tokenizers import tokenizer_from_json
 
 DEFAULT_VOCAB = ("\n", "a", "b", "c")
 _DELETE = object()
@@ -70,22 +71,14 @@ def build_bigram(
     )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
     model.ir_version = 8
-    tokenizer = {"level": level, "vocab": vocab, "unknown": unknown, "unk_token": unk_token}
-    meta: dict[str, Any] = {
-        contract.META_FORMAT: "1",
-        contract.META_TOKENIZER: json.dumps(tokenizer),
-        contract.META_MODEL: json.dumps(
-            {
-                "cell": "gru",
-                "layers": 1,
-                "hidden": hidden,
-                "embedding": v,
-                "vocab_size": v,
-                "parameters": v * v,
-            }
-        ),
-        contract.META_TRAINING: json.dumps({"corpus": "hand-built"}),
-    }
+    tokenizer = tokenizer_from_json(
+        {"level": level, "vocab": vocab, "unknown": unknown, "unk_token": unk_token}
+    )
+    shape = ModelShape(
+        cell="gru", layers=1, hidden=hidden, embedding=v, parameters=v * v, vocab_size=v
+    )
+    training = {"corpus": "hand-built"}
+    meta: dict[str, Any] = ContractMetadata(tokenizer, shape, training).to_props()
     for key, value in (metadata or {}).items():
         if value is _DELETE:
             meta.pop(key, None)
