@@ -15,7 +15,9 @@ strings, numbers, booleans and None only (random-number states are stored as ten
     corpus              provenance: corpus names, sha256, characters (Corpus.provenance())
     command             the command line that started the run
     history             {"train_loss": [per step], "val": [[step, loss], ...]}
-    optimizer, rng, data, carried_state   (last.pt only) what an exact resume needs
+    optimizer, rng, data, carried_state, best_step   (last.pt only) what an exact resume needs
+
+`Checkpoint` (a TypedDict) types the same keys for its writers and readers.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ import random
 import warnings
 import zipfile
 from pathlib import Path
-from typing import Any
+from typing import Any, Final, Literal, NotRequired, TypedDict, cast
 
 import torch
 
@@ -37,14 +39,71 @@ from models.tokenizers import Tokenizer, TokenizerError, tokenizer_from_json
 
 log = logging.getLogger(__name__)
 
-FORMAT_KEY = "charbot_checkpoint"
-FORMAT_VERSION = 1
-REQUIRED_KEYS = ("kind", "model", "model_config", "tokenizer", "train_config", "step", "corpus")
+FORMAT_KEY: Final = "charbot_checkpoint"
+FORMAT_VERSION: Final = 1
 
-Checkpoint = dict[str, Any]
+CheckpointKind = Literal["last", "best"]
 
 
-def rng_state(cuda: bool) -> dict[str, Any]:
+class PythonRngState(TypedDict):
+    """`random.getstate()` with its internal tuple stored as a tensor."""
+
+    version: int
+    state: torch.Tensor
+    gauss: float | None
+
+
+class RngState(TypedDict):
+    torch: torch.Tensor
+    cuda: list[torch.Tensor]  # one per GPU; empty when training on the CPU
+    python: PythonRngState
+
+
+class History(TypedDict):
+    train_loss: list[float]  # one per step
+    val: list[list[float]]  # [step, loss] pairs
+
+
+class Checkpoint(TypedDict):
+    """What `torch.save` writes (see the module docstring). The keys that `load_checkpoint`
+    insists on are required here; the others are written by every run of this trainer, and
+    readers of older or hand-made files go through `.get`."""
+
+    charbot_checkpoint: NotRequired[int]  # FORMAT_KEY: added by save_checkpoint
+    kind: CheckpointKind
+    model: dict[str, torch.Tensor]
+    model_config: dict[str, Any]  # CharRNNConfig.to_dict()
+    tokenizer: dict[str, Any]  # Tokenizer.to_json()
+    train_config: dict[str, Any]  # TrainConfig.to_dict(), resolved
+    step: int
+    corpus: dict[str, Any]  # Corpus.provenance()
+    elapsed: NotRequired[float]
+    best_val_loss: NotRequired[float | None]
+    val_loss: NotRequired[float | None]
+    command: NotRequired[str]
+    history: NotRequired[History]
+    # last.pt only: what an exact resume needs.
+    optimizer: NotRequired[dict[str, Any]]
+    rng: NotRequired[RngState]
+    data: NotRequired[dict[str, Any]]  # the batch sampler's state_dict()
+    carried_state: NotRequired[torch.Tensor | None]
+    best_step: NotRequired[int | None]
+
+
+#: Checkpoint's required keys, which `load_checkpoint` insists on. (Under postponed annotations
+#: Python 3.11's `Checkpoint.__required_keys__` does not see `NotRequired`, so they are listed.)
+REQUIRED_KEYS: Final = (
+    "kind",
+    "model",
+    "model_config",
+    "tokenizer",
+    "train_config",
+    "step",
+    "corpus",
+)
+
+
+def rng_state(cuda: bool) -> RngState:
     """The random-number states training uses, as tensors and ints (weights_only-loadable).
 
     Training draws from torch (initialisation, dropout; on `cuda`, the GPU's generators too) and,
@@ -62,7 +121,7 @@ def rng_state(cuda: bool) -> dict[str, Any]:
     }
 
 
-def set_rng_state(state: dict[str, Any]) -> None:
+def set_rng_state(state: RngState) -> None:
     torch.set_rng_state(state["torch"])
     if state["cuda"] and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
@@ -74,7 +133,7 @@ def save_checkpoint(checkpoint: Checkpoint, path: Path) -> None:
     """Write atomically (temp file, then rename), so a crash mid-write keeps the old file."""
     tmp = path.with_name(path.name + ".tmp")
     try:
-        torch.save({FORMAT_KEY: FORMAT_VERSION, **checkpoint}, tmp)
+        torch.save({**checkpoint, FORMAT_KEY: FORMAT_VERSION}, tmp)
         os.replace(tmp, path)
     except OSError as exc:
         raise CheckpointError(f"cannot write checkpoint {path}: {exc.strerror or exc}") from exc
@@ -122,7 +181,7 @@ def load_checkpoint(path: Path) -> Checkpoint:
     missing = [key for key in REQUIRED_KEYS if key not in data]
     if missing:
         raise CheckpointError(f"checkpoint {path} is damaged: it lacks {', '.join(missing)}")
-    return data
+    return cast(Checkpoint, data)
 
 
 def build_tokenizer(checkpoint: Checkpoint, path: Path) -> Tokenizer:

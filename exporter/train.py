@@ -34,6 +34,7 @@ from tqdm import tqdm
 
 from exporter.checkpoint import (
     Checkpoint,
+    CheckpointKind,
     build_tokenizer,
     load_checkpoint,
     rng_state,
@@ -323,7 +324,7 @@ class Trainer:
 
     # --- checkpoints ------------------------------------------------------------------------
 
-    def checkpoint(self, kind: str, val_loss: float | None = None) -> Checkpoint:
+    def checkpoint(self, kind: CheckpointKind, val_loss: float | None = None) -> Checkpoint:
         ckpt: Checkpoint = {
             "kind": kind,
             "model": {k: v.detach().cpu() for k, v in self.model.state_dict().items()},
