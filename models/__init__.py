@@ -1,7 +1,8 @@
 """The charbot model family: tokenizers, the ONNX contract and (in `charrnn`) the PyTorch modules.
 
 Importing this package, `models.tokenizers` or `models.contract` does not import torch: the bot
-needs only these torch-free parts. `models.charrnn` is the one module that needs torch.
+needs only these torch-free parts. `models.ort` (ONNX Runtime's error types) imports onnxruntime,
+and `models.charrnn` is the one module that needs torch.
 """
 
 from pathlib import Path
