@@ -1,9 +1,9 @@
 """Sample text from a checkpoint (.pt) or an exported model (.onnx), to judge it before serving.
 
-Generation follows DESIGN.md ("Generation semantics"): the whole prompt is primed in one call, the
-last logits give the first new token, then one token per call with the state carried. Both
-backends hand numpy logits to one numpy sampler, so a seed gives the same text from the `.pt` and
-from the `.onnx` it was exported to (up to float error in near ties).
+Generation follows docs/architecture.md ("Generation semantics"): the whole prompt is primed in
+one call, the last logits give the first new token, then one token per call with the state
+carried. Both backends hand numpy logits to one numpy sampler, so a seed gives the same text from
+the `.pt` and from the `.onnx` it was exported to (up to float error in near ties).
 """
 
 from __future__ import annotations
