@@ -49,6 +49,7 @@ from bot.generation.params import (
     REQUEST_TIMEOUT,
     EngineConfig,
     GenerationParams,
+    IoBinding,
     Provider,
 )
 
@@ -151,6 +152,7 @@ class EngineSection:
     """The generation engine; every default comes from `bot.generation.params`."""
 
     provider: Provider = ENGINE_DEFAULTS.provider
+    io_binding: IoBinding = ENGINE_DEFAULTS.io_binding
     workers: int = field(default=ENGINE_DEFAULTS.workers, metadata=_between(1, MAX_WORKERS))
     max_batch: int = field(default=ENGINE_DEFAULTS.max_batch, metadata=_at_least(1))
     max_queue: int = field(default=ENGINE_DEFAULTS.max_queue, metadata=_at_least(1))

@@ -27,6 +27,7 @@ def engine_config(config: Config) -> EngineConfig:
     e = config.engine
     return EngineConfig(
         provider=e.provider,
+        io_binding=e.io_binding,
         workers=e.workers,
         max_batch=e.max_batch,
         max_queue=e.max_queue,

@@ -24,7 +24,7 @@ from typing import Any
 from tqdm import tqdm
 
 from exporter.checkpoint import build_model, build_tokenizer, load_checkpoint, training_metadata
-from exporter.config import DEVICES, LEVELS, TrainConfig
+from exporter.config import DEVICES, LEVELS, PRECISIONS, TrainConfig
 from exporter.errors import ExporterError, ExportError, TrainingInterrupted
 from exporter.onnx_export import ParityReport, export_onnx, read_metadata, verify_parity
 from exporter.sampling import SamplingParams, encode_prompt, generate, open_backend
@@ -175,6 +175,11 @@ def _add_train_options(parser: argparse.ArgumentParser) -> None:
     option("--log-interval", "steps between progress updates", type=int)
     option("--seed", "random seed", type=int)
     option("--device", "where to train", choices=DEVICES)
+    option(
+        "--precision",
+        "autocast of the training steps: auto is bf16 on a GPU that has it, else fp32",
+        choices=PRECISIONS,
+    )
     option("--threads", "CPU threads for torch, 0 = torch's default", type=int)
 
 

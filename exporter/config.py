@@ -21,11 +21,12 @@ from models.contract import CELLS
 
 LEVELS = ("char", "word")
 DEVICES = ("auto", "cpu", "cuda")
+PRECISIONS = ("auto", "fp32", "bf16")  # auto: bf16 autocast on a GPU that supports it, else fp32
 
 # What a `--resume` may change: how long to go on and where to run. Anything else (the model, the
 # data, the optimiser) would make the continued run differ from one that never stopped.
 RESUMABLE_FIELDS = frozenset(
-    {"max_steps", "max_minutes", "eval_interval", "log_interval", "device", "threads"}
+    {"max_steps", "max_minutes", "eval_interval", "log_interval", "device", "precision", "threads"}
 )
 
 
@@ -61,12 +62,14 @@ class TrainConfig:
     # runtime
     seed: int = 1337
     device: str = "auto"  # "auto", "cpu" or "cuda"
+    precision: str = "auto"  # "auto", "fp32" or "bf16" (autocast of the training steps)
     threads: int = 0  # torch.set_num_threads; 0 leaves torch's default
 
     def __post_init__(self) -> None:
         self._check_choice("level", LEVELS)
         self._check_choice("cell", CELLS)
         self._check_choice("device", DEVICES)
+        self._check_choice("precision", PRECISIONS)
         for name in (
             "layers",
             "hidden",

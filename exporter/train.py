@@ -143,6 +143,22 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
+def resolve_precision(name: str, device: torch.device) -> torch.dtype | None:
+    """The autocast dtype of the training steps, or None for plain fp32.
+
+    bf16 keeps fp32's range (no loss scaling needed) and roughly doubles the matrix throughput of
+    a GPU that has it; on a CPU it is only for checking the path, so "auto" keeps fp32 there.
+    """
+    if name == "fp32":
+        return None
+    if name == "bf16":
+        if device.type == "cuda" and not torch.cuda.is_bf16_supported():
+            raise DeviceError("--precision bf16 was asked for, but this GPU does not support bf16")
+        return torch.bfloat16
+    supported = device.type == "cuda" and torch.cuda.is_bf16_supported()
+    return torch.bfloat16 if supported else None
+
+
 def learning_rate(config: TrainConfig, step: int, elapsed: float) -> float:
     """Linear warm-up over `warmup_steps`, then cosine decay to `min_lr_ratio * lr`.
 
@@ -191,6 +207,10 @@ class Trainer:
         self.tokenizer = tokenizer
         self.corpus = corpus
         self.device = device
+        self.autocast_dtype = resolve_precision(config.precision, device)
+        if device.type == "cuda":
+            # cuDNN runs the LSTM/GRU/RNN; let it pick the fastest kernels for these fixed shapes.
+            torch.backends.cudnn.benchmark = True
         self.command = command or "exporter.train.train (Python API)"
         self.last_path = out_dir / "last.pt"
         self.best_path = out_dir / "best.pt"
@@ -244,8 +264,14 @@ class Trainer:
         lr = learning_rate(cfg, self.step, self.elapsed)
         for group in self.optimizer.param_groups:
             group["lr"] = lr
-        logits, state_out = self.model(x, state)  # (B, T, vocab), (layers * k, B, H)
-        loss = F.cross_entropy(logits.view(-1, logits.size(-1)), y.reshape(-1))
+        with torch.autocast(
+            self.device.type,
+            dtype=self.autocast_dtype or torch.float32,
+            enabled=self.autocast_dtype is not None,
+        ):
+            logits, state_out = self.model(x, state)  # (B, T, vocab), (layers * k, B, H)
+        # The loss in fp32 whatever the steps ran in: a softmax over the vocabulary needs it.
+        loss = F.cross_entropy(logits.float().view(-1, logits.size(-1)), y.reshape(-1))
         self.optimizer.zero_grad(set_to_none=True)
         torch.autograd.backward(loss)
         if cfg.grad_clip > 0:
@@ -253,7 +279,7 @@ class Trainer:
         self.optimizer.step()
         if cfg.carry_state:
             # Truncated BPTT: the next window starts from this state, but gradients stop here.
-            self.carried = state_out.detach()
+            self.carried = state_out.detach().float()
         self.pending.append(loss.detach())
         self.step += 1
 

@@ -24,7 +24,9 @@ from collections.abc import Callable
 import numpy as np
 
 from bot.errors import EngineBusyError, EngineClosedError, GenerationError, WorkerError
+from bot.generation.device import stepper_for
 from bot.generation.model import LoadedModel
+from bot.generation.params import IoBinding
 from bot.generation.request import Request, Update
 from bot.generation.sampling import BatchSampler, sample_one
 
@@ -38,31 +40,35 @@ class Batch:
 
     tokens (B, 1) int64: each row's last sampled token, the next input. It is a view of the
         sampler's output buffer, so a sampled step needs no copy into the next input.
-    state (layers * k, B, H) float32: each row's recurrent state, stacked on axis 1.
+    state (layers * k, B, H) float32: each row's recurrent state, stacked on axis 1, wherever
+        the stepper keeps it (on the GPU under CUDA: `bot.generation.device`).
     """
 
-    def __init__(self, model: LoadedModel) -> None:
+    def __init__(self, model: LoadedModel, io_binding: IoBinding = "auto") -> None:
         self.model = model
+        self.stepper = stepper_for(model, io_binding)
         self.rows: list[Request] = []
-        self.state = model.zero_state(0)
+        self.state = self.stepper.to_device(model.zero_state(0))
         self.sampler = BatchSampler([], [])
         self.tokens = self.sampler.out.reshape(0, 1)
 
     def add(self, request: Request, state: np.ndarray, token: int) -> None:
         """Stack a primed request (state (layers * k, 1, H)) whose next input is `token`."""
         self.rows.append(request)
-        self.state = np.concatenate([self.state, state], axis=1)
+        stacked = np.concatenate([self.stepper.to_host(self.state), state], axis=1)
+        self.state = self.stepper.to_device(stacked)
         self._resample(np.append(self.sampler.out, token))
 
     def keep(self, keep: list[int]) -> None:
         """Keep only the rows at these indices (copies: state stays contiguous)."""
         self.rows = [self.rows[i] for i in keep]
-        self.state = np.ascontiguousarray(self.state[:, keep])
+        kept = np.ascontiguousarray(self.stepper.to_host(self.state)[:, keep])
+        self.state = self.stepper.to_device(kept)
         self._resample(self.sampler.out[keep])
 
     def step(self) -> list[int]:
         """Advance every row by one token; the indices of rows that are now done."""
-        logits, self.state = self.model.run(self.tokens, self.state)
+        logits, self.state = self.stepper.step(self.tokens, self.state)
         logits = logits[:, -1, :]  # (B, V)
         if self.model.banned_id is not None:
             logits[:, self.model.banned_id] = -np.inf
@@ -90,9 +96,11 @@ class Pool:
         max_batch: int,
         max_queue: int,
         stream_interval: float,
+        io_binding: IoBinding,
         deliver: Deliver,
     ) -> None:
         self.max_batch = max_batch
+        self.io_binding = io_binding
         self.capacity = workers * max_batch + max_queue
         self.stream_interval = stream_interval
         self.deliver = deliver
@@ -206,7 +214,7 @@ class Worker(threading.Thread):
             return
         batch = self.batches.get(model)
         if batch is None:
-            batch = self.batches[model] = Batch(model)
+            batch = self.batches[model] = Batch(model, self.pool.io_binding)
         batch.add(request, state, token)
 
     def _step(self, batch: Batch) -> None:

@@ -48,6 +48,7 @@ class Engine:
             config.max_batch,
             config.max_queue,
             config.stream_interval,
+            config.io_binding,
             self._deliver_threadsafe,
         )
         self._name: str | None = None  # the name given at start, kept across reloads

@@ -8,8 +8,10 @@ sentence naming the file and the fault (`ModelLoadError`); a provider that canno
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import logging
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -38,6 +40,37 @@ _EXPECTED_OUTPUTS = {
     contract.OUTPUT_LOGITS: ("tensor(float)", 3),
     contract.OUTPUT_STATE: ("tensor(float)", 3),
 }
+
+
+def cuda_failure_reason() -> str:
+    """Why ONNX Runtime's CUDA provider did not start, as far as can be told without a GPU run.
+
+    onnxruntime-gpu lists CUDA as available whether or not the CUDA libraries and a GPU are
+    there; the provider library fails to load when the libraries are missing, and that error
+    names the first missing one.
+    """
+    library = Path(ort.__file__).parent / "capi" / "libonnxruntime_providers_cuda.so"
+    if not library.is_file():
+        return "this onnxruntime has no CUDA provider library"
+    try:
+        ctypes.CDLL(str(library))
+    except OSError as exc:
+        return f"its CUDA provider cannot load: {exc}"
+    return "its CUDA provider loads, but found no usable GPU"
+
+
+@contextlib.contextmanager
+def _quiet_cuda_probe(trying_cuda: bool) -> Iterator[None]:
+    """ONNX Runtime prints its own multi-line complaint when CUDA fails to start; the caller
+    says it once, with the reason, through logging instead."""
+    if not trying_cuda:
+        yield
+        return
+    ort.set_default_logger_severity(4)  # fatal only
+    try:
+        yield
+    finally:
+        ort.set_default_logger_severity(2)  # ONNX Runtime's default: warnings
 
 
 def choose_providers(requested: Provider, available: Sequence[str]) -> list[str]:
@@ -119,18 +152,20 @@ def load_model(
         raise ModelLoadError(f"The model file {path} does not exist.")
     providers = choose_providers(provider, ort.get_available_providers())
     try:
-        session = create_session(path, providers, session_options(intra_op_threads))
+        with _quiet_cuda_probe(CUDA in providers):
+            session = create_session(path, providers, session_options(intra_op_threads))
     except ORT_ERRORS as exc:
         raise ModelLoadError(f"{path} is not a readable ONNX model: {_first_line(exc)}") from exc
 
     in_use = session.get_providers()[0]
-    if provider == "cuda" and in_use != CUDA:
-        raise ProviderError(
-            f"CUDA was asked for {path}, but ONNX Runtime fell back to {in_use}; "
-            "check the CUDA and cuDNN installation or use 'cpu'."
-        )
-    if provider == "auto" and providers[0] == CUDA and in_use != CUDA:
-        log.warning("CUDA is offered but %s fell back to %s", path.name, in_use)
+    if CUDA in providers and in_use != CUDA:
+        why = cuda_failure_reason()
+        if provider == "cuda":
+            raise ProviderError(
+                f"CUDA was asked for {path}, but ONNX Runtime could not use it ({why}); "
+                "install the CUDA and cuDNN libraries onnxruntime-gpu needs, or use 'cpu'."
+            )
+        log.warning("CUDA not used for %s (%s): running on %s", path.name, why, in_use)
 
     try:
         meta = ContractMetadata.from_props(session.get_modelmeta().custom_metadata_map, path)

@@ -19,6 +19,11 @@ from bot.errors import InvalidParamsError
 Provider = Literal["auto", "cuda", "cpu"]
 PROVIDERS: tuple[Provider, ...] = ("auto", "cuda", "cpu")
 
+#: Whether a batch's state stays on the device between steps (ONNX Runtime's IOBinding):
+#: "auto" binds under CUDA only; see `bot.generation.device`.
+IoBinding = Literal["auto", "on", "off"]
+IO_BINDINGS: tuple[IoBinding, ...] = ("auto", "on", "off")
+
 #: Seconds a request may take, queueing included, unless configured otherwise.
 REQUEST_TIMEOUT: Final = 60.0
 
@@ -124,6 +129,7 @@ class EngineConfig:
     drain_timeout: float = 10.0  # seconds close() lets in-flight requests finish
     stats_window: float = 10.0  # seconds over which stats() measures characters/s
     stream_interval: float = 0.05  # seconds between deliveries of streamed text (coalescing)
+    io_binding: IoBinding = "auto"  # state on the device between steps: CUDA yes, CPU no
     limits: GenerationLimits = field(default_factory=GenerationLimits)
 
     def __post_init__(self) -> None:
@@ -136,6 +142,10 @@ class EngineConfig:
                 raise ValueError(f"{name} must be at least 1")
         if self.workers > MAX_WORKERS:
             raise ValueError(f"workers must be at most {MAX_WORKERS}")
+        if self.io_binding not in IO_BINDINGS:
+            raise ValueError(
+                f"io_binding must be one of {', '.join(IO_BINDINGS)}; got {self.io_binding!r}"
+            )
         if self.max_queue < 0:
             raise ValueError("max_queue must be 0 or more")
         if self.request_timeout is not None and self.request_timeout <= 0:

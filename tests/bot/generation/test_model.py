@@ -157,19 +157,34 @@ def test_auto_takes_cuda_when_offered(monkeypatch: pytest.MonkeyPatch, bigram_on
 
 
 def test_auto_reports_the_provider_really_used(
-    monkeypatch: pytest.MonkeyPatch, bigram_onnx: Path
+    monkeypatch: pytest.MonkeyPatch, bigram_onnx: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     asked = _fake_cuda_offered(monkeypatch, claims_cuda=False)
     assert load_model(bigram_onnx, "auto").info.provider == CPU  # fell back: never assumed
     assert asked == [[CUDA, CPU]]
+    # One warning, saying why (this CPU build has no CUDA provider library at all).
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert len(warnings) == 1
+    assert "CUDA not used for bigram.onnx (this onnxruntime has no CUDA provider" in warnings[0]
 
 
 def test_cuda_that_falls_back_is_an_error(
     monkeypatch: pytest.MonkeyPatch, bigram_onnx: Path
 ) -> None:
     _fake_cuda_offered(monkeypatch, claims_cuda=False)
-    with pytest.raises(ProviderError, match="fell back to CPUExecutionProvider"):
+    with pytest.raises(ProviderError, match=r"could not use it \(this onnxruntime has no CUDA"):
         load_model(bigram_onnx, "cuda")
+
+
+def test_the_reason_names_the_missing_cuda_library(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    # onnxruntime-gpu without the CUDA libraries: its provider library is there but cannot load.
+    capi = tmp_path / "onnxruntime" / "capi"
+    capi.mkdir(parents=True)
+    (capi / "libonnxruntime_providers_cuda.so").write_bytes(b"not a shared object")
+    monkeypatch.setattr(ort, "__file__", str(tmp_path / "onnxruntime" / "__init__.py"))
+    assert model_module.cuda_failure_reason().startswith("its CUDA provider cannot load: ")
 
 
 def test_cuda_not_offered_is_an_error(monkeypatch: pytest.MonkeyPatch, bigram_onnx: Path) -> None:
