@@ -26,6 +26,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 MESSAGE_LIMIT = 2000  # Discord's limit on a message's content
+OPTION_TEXT_LIMIT = 6000  # Discord's limit on a string option's length
 PROMPT_SHOWN = 300  # characters of the prompt echoed back before the generated text
 ELLIPSIS = "…"
 
@@ -80,6 +81,8 @@ class Completions(CharbotCog):
         # The schema Discord shows advertises the configured bound, not a hard-coded one.
         self.max_length = min(MESSAGE_LIMIT, bot.config.engine.max_length)
         self.complete._params["length"].max_value = self.max_length
+        prompt_limit = min(OPTION_TEXT_LIMIT, bot.config.engine.max_prompt_chars)
+        self.complete._params["prompt"].max_value = prompt_limit
 
     def retry_after(self, user: discord.abc.User) -> float | None:
         """None when the user may go now (and the slot is taken), else the seconds left."""
@@ -102,7 +105,7 @@ class Completions(CharbotCog):
     async def complete(
         self,
         interaction: discord.Interaction,
-        prompt: app_commands.Range[str, 1, 2000],
+        prompt: app_commands.Range[str, 1, MESSAGE_LIMIT],
         length: app_commands.Range[int, 1, MESSAGE_LIMIT] | None = None,
         temperature: app_commands.Range[float, 0.0, MAX_TEMPERATURE] | None = None,
     ) -> None:
