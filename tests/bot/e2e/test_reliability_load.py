@@ -130,7 +130,8 @@ async def test_200_completions_from_20_channels_in_one_second(
         f"max in engine {max(depth)}; heartbeats {len(heartbeats) - 1}, max gap "
         f"{max(b - a for a, b in itertools.pairwise(heartbeats)):.2f}s"
     )
-    assert sent_in < 1.5, sent_in  # "within one second", with slack for a loaded machine
+    # No assertion on `sent_in`: how fast a shared machine sends is not the bot's behaviour. The
+    # burst did its job when it overflowed the bounded queue (busy > 0 below).
     assert counts["answered"] + counts["busy"] == COMMANDS + MENTIONS
     assert counts["busy"] > 0 and counts["answered"] >= MAX_BATCH + MAX_QUEUE
     assert max(depth) <= MAX_BATCH + MAX_QUEUE  # the queue is bounded
