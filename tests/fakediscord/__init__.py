@@ -10,6 +10,12 @@ The default world (``server.world``), fixed ids:
 | member              | ``member``         | @everyone only: no Manage Channels              |
 | another bot         | ``other_bot``      |                                                 |
 | text channels       | ``general``, ``random`` | the bot can read and send in both          |
+| every guild         | ``guilds``         | ``default_world(guilds=N)``: N guilds, each with |
+|                     |                    | its own roles and two channels, same people     |
+
+A guild belongs to shard ``shard_of(guild_id, shard_count)``; ``FakeDiscord(max_concurrency=...,
+recommended_shards=...)`` sets what ``GET /gateway/bot`` says, and ``server.identifies`` records
+every IDENTIFY with its bucket (see ``gateway.py`` for the sharding rules and close codes).
 
 Typical use::
 
@@ -30,6 +36,7 @@ from .commands import (
     InvocationError,
     SchemaError,
 )
+from .gateway import INVALID_SHARD, SHARDING_REQUIRED, Identify
 from .records import (
     EPHEMERAL,
     Fault,
@@ -41,10 +48,23 @@ from .records import (
     Reply,
 )
 from .server import FakeDiscord
-from .world import FakeChannel, FakeGuild, FakeMember, FakeRole, FakeUser, Intent, Perm, World
+from .world import (
+    FakeChannel,
+    FakeGuild,
+    FakeMember,
+    FakeRole,
+    FakeUser,
+    Intent,
+    Perm,
+    World,
+    default_world,
+    shard_of,
+)
 
 __all__ = [
     "EPHEMERAL",
+    "INVALID_SHARD",
+    "SHARDING_REQUIRED",
     "CommandNotPermitted",
     "CommandNotRegistered",
     "FakeChannel",
@@ -55,6 +75,7 @@ __all__ = [
     "FakeUser",
     "Fault",
     "Heartbeat",
+    "Identify",
     "Intent",
     "InteractionAction",
     "InteractionHandle",
@@ -66,4 +87,6 @@ __all__ = [
     "Reply",
     "SchemaError",
     "World",
+    "default_world",
+    "shard_of",
 ]

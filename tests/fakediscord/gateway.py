@@ -3,6 +3,13 @@
 Frames are plain JSON text even though discord.py asks for ``compress=zlib-stream``: it only
 inflates binary frames. Sessions outlive their connection so a dropped client can RESUME and
 receive what it missed, with the sequence numbers it would have seen.
+
+Sharding as Discord does it: an IDENTIFY's ``shard: [shard_id, shard_count]`` receives only the
+guilds with ``(guild_id >> 22) % shard_count == shard_id``, and a guild's events go to the
+session of its shard alone. A shard outside its count, a shard already connected, or a count
+that disagrees with the connected sessions is closed with 4010 (Invalid shard); a session that
+would hold more than ``max_guilds_per_session`` guilds with 4011 (Sharding required). Every
+IDENTIFY is recorded with its rate-limit bucket (``shard_id % max_concurrency``).
 """
 
 from __future__ import annotations
@@ -12,6 +19,7 @@ import copy
 import json
 import logging
 import secrets
+from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -20,7 +28,7 @@ from aiohttp import WSCloseCode, WSMsgType, web
 
 from .records import Heartbeat, Signal
 from .wire import JSON
-from .world import Intent, World
+from .world import FakeGuild, Intent, World, shard_of
 
 log = logging.getLogger(__name__)
 
@@ -30,6 +38,17 @@ RESUME, RECONNECT, REQUEST_MEMBERS, INVALID_SESSION, HELLO, HEARTBEAT_ACK = 6, 7
 # Close codes the client treats as resumable vs. fatal (discord.py gateway._can_handle_close).
 UNKNOWN_ERROR, UNKNOWN_OPCODE, NOT_AUTHENTICATED, AUTHENTICATION_FAILED = 4000, 4001, 4003, 4004
 ALREADY_AUTHENTICATED, DISALLOWED_INTENTS = 4005, 4014
+INVALID_SHARD, SHARDING_REQUIRED = 4010, 4011
+
+
+@dataclass(frozen=True)
+class Identify:
+    """One accepted IDENTIFY: which shard, its rate-limit bucket, and when (loop time)."""
+
+    shard_id: int
+    shard_count: int
+    bucket: int
+    at: float
 
 
 @dataclass
@@ -46,6 +65,17 @@ class Session:
 
     def has(self, intent: int) -> bool:
         return bool(self.intents & intent)
+
+    @property
+    def shard_id(self) -> int:
+        return self.shard[0] if self.shard else 0
+
+    @property
+    def shard_count(self) -> int:
+        return self.shard[1] if self.shard else 1
+
+    def owns(self, guild_id: int) -> bool:
+        return shard_of(guild_id, self.shard_count) == self.shard_id
 
 
 class Gateway:
@@ -66,6 +96,9 @@ class Gateway:
         self.heartbeat_interval = heartbeat_interval
         self.privileged_intents = privileged_intents
         self.ack_heartbeats = True  # False simulates a zombie connection
+        self.max_concurrency = 1  # IDENTIFY buckets, as GET /gateway/bot advertises
+        self.max_guilds_per_session: int | None = None  # more: close 4011 (sharding required)
+        self.identifies: list[Identify] = []
         self._signal = signal
         self.sessions: dict[str, Session] = {}
         self.heartbeats: list[Heartbeat] = []
@@ -169,16 +202,33 @@ class Gateway:
         if intents & Intent.PRIVILEGED & ~self.privileged_intents:
             await ws.close(code=DISALLOWED_INTENTS, message=b"Disallowed intent(s).")
             return None
+        shard = data.get("shard")
+        refusal = self._refuse_shard(shard)
+        if refusal is not None:
+            code, reason = refusal
+            log.info("fakediscord: IDENTIFY with shard %s refused: %s", shard, reason)
+            await ws.close(code=code, message=reason.encode())
+            self._signal.notify()
+            return None
         self.identify_count += 1
-        session = Session(id=secrets.token_hex(16), intents=intents, shard=data.get("shard"))
+        session = Session(id=secrets.token_hex(16), intents=intents, shard=shard)
         session.ws, session.transport = ws, request.transport
         self.sessions[session.id] = session
+        self.identifies.append(
+            Identify(
+                session.shard_id,
+                session.shard_count,
+                session.shard_id % self.max_concurrency,
+                asyncio.get_running_loop().time(),
+            )
+        )
         world = self._world
+        guilds = self.guilds_of(session)
         bot_user = world.bot.payload() | {"verified": True, "mfa_enabled": False, "flags": 0}
         ready: JSON = {
             "v": 10,
             "user": bot_user,
-            "guilds": [{"id": str(world.guild.id), "unavailable": True}],
+            "guilds": [{"id": str(g.id), "unavailable": True} for g in guilds],
             "session_id": session.id,
             "session_type": "normal",
             "resume_gateway_url": self._resume_url(),
@@ -194,12 +244,53 @@ class Gateway:
         if session.shard is not None:
             ready["shard"] = session.shard
         await self._dispatch_to(session, "READY", ready)
-        await self._dispatch_to(session, "GUILD_CREATE", self._guild_create(session))
+        for guild in guilds:
+            await self._dispatch_to(session, "GUILD_CREATE", self._guild_create(session, guild))
         self._signal.notify()
         return session
 
-    def _guild_create(self, session: Session) -> JSON:
-        guild = self._world.guild
+    def _refuse_shard(self, shard: Any) -> tuple[int, str] | None:
+        """(close code, reason) when Discord would refuse this IDENTIFY's shard, else None."""
+        if shard is None:
+            count = len(self._world.guilds)
+            limit = self.max_guilds_per_session
+            if limit is not None and count > limit:
+                return SHARDING_REQUIRED, f"Sharding required: {count} guilds in one session."
+            return None
+        if (
+            not isinstance(shard, list)
+            or len(shard) != 2
+            or not all(isinstance(n, int) and not isinstance(n, bool) for n in shard)
+        ):
+            return INVALID_SHARD, f"Invalid shard {shard!r}."
+        shard_id, count = shard
+        if count < 1 or not 0 <= shard_id < count:
+            return INVALID_SHARD, f"Invalid shard: {shard_id} is not below {count}."
+        for other in self.connected():
+            if other.shard_count != count:
+                return INVALID_SHARD, (
+                    f"Invalid shard: count {count} disagrees with a connected session's "
+                    f"{other.shard_count}."
+                )
+            if other.shard_id == shard_id:
+                return INVALID_SHARD, f"Invalid shard: shard {shard_id} is already connected."
+        owned = len(self._world.guilds_of_shard(shard_id, count))
+        limit = self.max_guilds_per_session
+        if limit is not None and owned > limit:
+            return SHARDING_REQUIRED, f"Sharding required: {owned} guilds on shard {shard_id}."
+        return None
+
+    def guilds_of(self, session: Session) -> list[FakeGuild]:
+        return self._world.guilds_of_shard(session.shard_id, session.shard_count)
+
+    def identify_times(self) -> dict[int, list[float]]:
+        """Bucket -> the loop times of its accepted IDENTIFYs, in order."""
+        times: dict[int, list[float]] = defaultdict(list)
+        for record in self.identifies:
+            times[record.bucket].append(record.at)
+        return dict(times)
+
+    def _guild_create(self, session: Session, guild: FakeGuild) -> JSON:
         # Without GUILD_PRESENCES Discord sends only the bot's own member; discord.py then
         # asks for the rest (op 8) if it has the members intent.
         members = (
@@ -239,7 +330,9 @@ class Gateway:
         return session
 
     async def _members_chunk(self, session: Session, data: JSON) -> None:
-        guild = self._world.guild
+        guild = self._world.guild_by_id(int(data.get("guild_id") or 0))
+        if guild is None or not session.owns(guild.id):
+            return  # Discord answers nothing for a guild the session does not hold
         payload: JSON = {
             "guild_id": str(guild.id),
             "members": [m.payload() for m in guild.members],
@@ -279,12 +372,16 @@ class Gateway:
         data: JSON,
         *,
         intent: int | None = None,
+        guild_id: int | None = None,
         transform: Callable[[Session, JSON], JSON] | None = None,
     ) -> int:
-        """Send ``event`` to every live session that has ``intent``; returns how many got it."""
+        """Send ``event`` to every live session that has ``intent`` and, for a guild's event,
+        holds ``guild_id``'s shard; returns how many got it."""
         sent = 0
         for session in self.live_sessions():
             if intent is not None and not session.has(intent):
+                continue
+            if guild_id is not None and not session.owns(guild_id):
                 continue
             await self._dispatch_to(session, event, transform(session, data) if transform else data)
             sent += 1

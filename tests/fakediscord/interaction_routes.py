@@ -77,7 +77,7 @@ class InteractionRoutes:
         self, handle: InteractionHandle, body: JSON, call: Call, *, flags: int, via: MessageVia
     ) -> RecordedMessage:
         world = self.s.world
-        owners = {"0": str(world.guild.id)}
+        owners = {"0": str(self.rest.channel_guild(handle.channel_id).id)}
         metadata = {
             "id": str(handle.id),
             "type": APPLICATION_COMMAND,
@@ -218,7 +218,7 @@ class InteractionRoutes:
             return error_reply(404, 10008, "Unknown Message")
         if (error := validate_body(call.json, call.body.files, creating=False)) is not None:
             return error
-        apply_edit(message, call.json, guild=self.s.world.guild)
+        apply_edit(message, call.json, guild=self.rest.channel_guild(message.channel_id))
         self._reply(handle, "edit", message)
         await self.rest.broadcast_message("MESSAGE_UPDATE", message)
         return json_reply(message.payload)
@@ -248,7 +248,7 @@ class InteractionRoutes:
         original = self._webhook_message(handle, "@original")
         if original is not None and original.flags & LOADING:
             # The first followup after a defer replaces the "thinking..." message.
-            apply_edit(original, call.json, guild=self.s.world.guild)
+            apply_edit(original, call.json, guild=self.rest.channel_guild(original.channel_id))
             message = original
             await self.rest.broadcast_message("MESSAGE_UPDATE", message)
         else:

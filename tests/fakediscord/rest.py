@@ -38,7 +38,7 @@ from .records import (
     RecordedRequest,
 )
 from .wire import JSON, Body, Call, error_reply, form_error, json_reply, no_content, read_body
-from .world import FakeUser, Intent, Perm
+from .world import FakeGuild, FakeUser, Intent, Perm
 
 if TYPE_CHECKING:
     from .server import FakeDiscord
@@ -230,7 +230,7 @@ class RestApi:
         if call.params.get("app_id") != str(self.s.world.application_id):
             return error_reply(404, 10002, "Unknown Application")
         guild_id = call.params.get("guild_id")
-        if guild_id is not None and guild_id != str(self.s.world.guild.id):
+        if guild_id is not None and self.s.world.guild_by_id(int(guild_id)) is None:
             return error_reply(403, 50001, "Missing Access")
         return None
 
@@ -238,9 +238,14 @@ class RestApi:
         guild_id = call.params.get("guild_id")
         return int(guild_id) if guild_id is not None else None
 
+    def channel_guild(self, channel_id: int) -> FakeGuild:
+        guild = self.s.world.guild_of_channel(channel_id)
+        assert guild is not None, f"channel {channel_id} is in no guild"
+        return guild
+
     def _channel_or_error(self, call: Call) -> web.Response | None:
-        guild = self.s.world.guild
-        if guild.channel(call.int("channel_id")) is None:
+        guild = self.s.world.guild_of_channel(call.int("channel_id"))
+        if guild is None:
             return error_reply(404, 10003, "Unknown Channel")
         perms = guild.channel_permissions(self.s.world.bot.id, call.int("channel_id"))
         if not perms & Perm.VIEW_CHANNEL:
@@ -256,15 +261,18 @@ class RestApi:
         return message
 
     async def broadcast_message(self, event: str, message: RecordedMessage) -> None:
-        """MESSAGE_CREATE/UPDATE to sessions with GUILD_MESSAGES, content gated like Discord."""
+        """MESSAGE_CREATE/UPDATE to the guild's shard if it has GUILD_MESSAGES, content gated
+        like Discord."""
         if message.ephemeral:
             return
         world = self.s.world
-        data = gateway_view(message.payload, guild=world.guild)
+        guild = self.channel_guild(message.channel_id)
+        data = gateway_view(message.payload, guild=guild)
         await self.s.gateway.dispatch(
             event,
             data,
             intent=Intent.GUILD_MESSAGES,
+            guild_id=guild.id,
             transform=lambda session, d: gate_content(session.intents, d, bot_id=world.bot.id),
         )
 
@@ -285,12 +293,13 @@ class RestApi:
     ) -> RecordedMessage:
         """Store a new message; ``body`` is the create request (bot) or the test's content."""
         world = self.s.world
+        guild = self.channel_guild(channel_id)
         files = call_body.files if call_body else []
         replied = referenced.author_id if referenced else None
         pings, everyone = compute_pings(
             str(body.get("content") or ""),
             body.get("allowed_mentions"),
-            guild=world.guild,
+            guild=guild,
             replied_user=replied,
         )
         pings |= frozenset(extra_mentions)
@@ -298,7 +307,7 @@ class RestApi:
         payload = message_payload(
             message_id=message_id,
             channel_id=channel_id,
-            guild=world.guild,
+            guild=guild,
             author=author,
             body=body,
             mentions=pings,
@@ -357,7 +366,7 @@ class RestApi:
                 "bot": world.bot.payload(),
                 "redirect_uris": [],
                 "interactions_endpoint_url": None,  # set: discord.py warns, gets no interactions
-                "approximate_guild_count": 1,
+                "approximate_guild_count": len(world.guilds),
                 "integration_types_config": {"0": {}},
             }
         )
@@ -369,12 +378,12 @@ class RestApi:
         return json_reply(
             {
                 "url": self.s.gateway_url,
-                "shards": 1,
+                "shards": self.s.recommended_shards,
                 "session_start_limit": {
                     "total": 1000,
                     "remaining": 1000 - self.s.gateway.identify_count,
                     "reset_after": 86_400_000,
-                    "max_concurrency": 1,
+                    "max_concurrency": self.s.gateway.max_concurrency,
                 },
             }
         )
@@ -439,28 +448,34 @@ class RestApi:
 
     # -- guild ----------------------------------------------------------------------------
 
+    def _guild(self, call: Call) -> FakeGuild:
+        guild = self.s.world.guild_by_id(call.int("guild_id"))
+        assert guild is not None, "call _guild_or_error first"
+        return guild
+
     def _guild_or_error(self, call: Call) -> web.Response | None:
-        if call.params["guild_id"] != str(self.s.world.guild.id):
+        if self.s.world.guild_by_id(call.int("guild_id")) is None:
             return error_reply(404, 10004, "Unknown Guild")
         return None
 
     async def get_guild(self, call: Call) -> web.Response:
         if (error := self._guild_or_error(call)) is not None:
             return error
-        data = self.s.world.guild.payload(members=[])
+        data = self._guild(call).payload(members=[])
         for key in ("members", "channels", "threads", "presences", "voice_states", "joined_at"):
             data.pop(key, None)
         return json_reply(data)
 
     async def get_guild_channels(self, call: Call) -> web.Response:
-        guild = self.s.world.guild
-        return self._guild_or_error(call) or json_reply(
-            [guild.channel_payload(c) for c in guild.channels]
-        )
+        if (error := self._guild_or_error(call)) is not None:
+            return error
+        guild = self._guild(call)
+        return json_reply([guild.channel_payload(c) for c in guild.channels])
 
     async def get_guild_roles(self, call: Call) -> web.Response:
-        roles = [r.payload() for r in self.s.world.guild.roles]
-        return self._guild_or_error(call) or json_reply(roles)
+        if (error := self._guild_or_error(call)) is not None:
+            return error
+        return json_reply([r.payload() for r in self._guild(call).roles])
 
     async def list_members(self, call: Call) -> web.Response:
         if (error := self._guild_or_error(call)) is not None:
@@ -470,12 +485,12 @@ class RestApi:
         ):
             return error_reply(403, 50001, "Missing Access")  # needs the members intent
         limit = int(call.query.get("limit", "1"))
-        return json_reply([m.payload() for m in self.s.world.guild.members[:limit]])
+        return json_reply([m.payload() for m in self._guild(call).members[:limit]])
 
     async def get_member(self, call: Call) -> web.Response:
         if (error := self._guild_or_error(call)) is not None:
             return error
-        member = self.s.world.guild.member(call.int("user_id"))
+        member = self._guild(call).member(call.int("user_id"))
         if member is None:
             return error_reply(404, 10007, "Unknown Member")
         return json_reply(member.payload())
@@ -485,7 +500,7 @@ class RestApi:
     async def get_channel(self, call: Call) -> web.Response:
         if (error := self._channel_or_error(call)) is not None:
             return error
-        guild = self.s.world.guild
+        guild = self.channel_guild(call.int("channel_id"))
         channel = guild.channel(call.int("channel_id"))
         assert channel is not None
         return json_reply(guild.channel_payload(channel))
@@ -518,7 +533,7 @@ class RestApi:
         if (error := self._channel_or_error(call)) is not None:
             return error
         world, channel_id = self.s.world, call.int("channel_id")
-        perms = world.guild.channel_permissions(world.bot.id, channel_id)
+        perms = self.channel_guild(channel_id).channel_permissions(world.bot.id, channel_id)
         if not perms & Perm.SEND_MESSAGES or (call.body.files and not perms & Perm.ATTACH_FILES):
             return error_reply(403, 50013, "Missing Permissions")
         body = call.json
@@ -559,7 +574,7 @@ class RestApi:
             return error_reply(403, 50005, "Cannot edit a message authored by another user")
         if (error := validate_body(call.json, call.body.files, creating=False)) is not None:
             return error
-        apply_edit(message, call.json, guild=self.s.world.guild)
+        apply_edit(message, call.json, guild=self.channel_guild(message.channel_id))
         await self.broadcast_message("MESSAGE_UPDATE", message)
         return json_reply(message.payload)
 
@@ -570,7 +585,8 @@ class RestApi:
         if message is None:
             return error_reply(404, 10008, "Unknown Message")
         world = self.s.world
-        perms = world.guild.channel_permissions(world.bot.id, message.channel_id)
+        guild = self.channel_guild(message.channel_id)
+        perms = guild.channel_permissions(world.bot.id, message.channel_id)
         if message.author_id != world.bot.id and not perms & Perm.MANAGE_MESSAGES:
             return error_reply(403, 50013, "Missing Permissions")
         await self.delete(message)
@@ -579,12 +595,15 @@ class RestApi:
     async def delete(self, message: RecordedMessage) -> None:
         message.deleted = True
         if not message.ephemeral:
+            guild = self.channel_guild(message.channel_id)
             data = {
                 "id": str(message.id),
                 "channel_id": str(message.channel_id),
-                "guild_id": str(self.s.world.guild.id),
+                "guild_id": str(guild.id),
             }
-            await self.s.gateway.dispatch("MESSAGE_DELETE", data, intent=Intent.GUILD_MESSAGES)
+            await self.s.gateway.dispatch(
+                "MESSAGE_DELETE", data, intent=Intent.GUILD_MESSAGES, guild_id=guild.id
+            )
 
     async def typing(self, call: Call) -> web.Response:
         if (error := self._channel_or_error(call)) is not None:

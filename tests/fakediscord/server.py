@@ -23,7 +23,7 @@ from .commands import (
     InvocationError,
     build_command_data,
 )
-from .gateway import INVALID_SESSION, RECONNECT, UNKNOWN_ERROR, Gateway
+from .gateway import INVALID_SESSION, RECONNECT, UNKNOWN_ERROR, Gateway, Identify
 from .records import (
     LOADING,
     Fault,
@@ -51,6 +51,11 @@ class FakeDiscord:
     is Discord's 3 s limit for the first interaction response (None disables it).
     ``privileged_intents`` are those "enabled in the developer portal"; asking for others closes
     the gateway with 4014.
+
+    Sharding: ``GET /gateway/bot`` recommends ``recommended_shards`` and advertises
+    ``max_concurrency`` IDENTIFY buckets; ``max_guilds_per_session`` (None: no limit) closes an
+    IDENTIFY that would hold more guilds with 4011. Build a world of several guilds with
+    ``default_world(guilds=6)``.
     """
 
     def __init__(
@@ -62,6 +67,9 @@ class FakeDiscord:
         callback_deadline: float | None = 3.0,
         privileged_intents: int = Intent.PRIVILEGED,
         host: str = "127.0.0.1",
+        recommended_shards: int = 1,
+        max_concurrency: int = 1,
+        max_guilds_per_session: int | None = None,
     ) -> None:
         self.token = token
         self.world = world or default_world()
@@ -81,6 +89,9 @@ class FakeDiscord:
             signal=self.signal,
             errors=self.internal_errors,
         )
+        self.gateway.max_concurrency = max_concurrency
+        self.gateway.max_guilds_per_session = max_guilds_per_session
+        self.recommended_shards = recommended_shards
         self.rest = RestApi(self)
         self.messages: dict[int, RecordedMessage] = {}
         self.requests: list[RecordedRequest] = []
@@ -185,6 +196,22 @@ class FakeDiscord:
     def resume_count(self) -> int:
         return self.gateway.resume_count
 
+    @property
+    def identifies(self) -> list[Identify]:
+        """Every accepted IDENTIFY: shard, bucket and loop time."""
+        return self.gateway.identifies
+
+    def identify_times(self) -> dict[int, list[float]]:
+        """Bucket (``shard_id % max_concurrency``) -> loop times of its IDENTIFYs, in order."""
+        return self.gateway.identify_times()
+
+    def sessions_by_shard(self) -> dict[int, int]:
+        """Shard id -> how many connected sessions hold it (at most 1 unless the fake is buggy)."""
+        counts: dict[int, int] = {}
+        for session in self.gateway.connected():
+            counts[session.shard_id] = counts.get(session.shard_id, 0) + 1
+        return counts
+
     def interaction_by_id(self, interaction_id: int) -> InteractionHandle | None:
         return self._interactions.get(interaction_id)
 
@@ -285,7 +312,8 @@ class FakeDiscord:
 
     def _check_visible(self, command: JSON, user: FakeUser, channel_id: int) -> int:
         """Discord hides commands a user may not use; return the user's channel permissions."""
-        guild = self.world.guild
+        guild = self.world.guild_of_channel(channel_id)
+        assert guild is not None
         perms = guild.channel_permissions(user.id, channel_id)
         name = command["name"]
         if not perms & Perm.USE_APPLICATION_COMMANDS:
@@ -322,7 +350,7 @@ class FakeDiscord:
         ``validate=False`` sends option values unchecked (NaN, out of bounds, wrong type), as a
         modified client could; option and command names are still checked.
         """
-        world, guild = self.world, self.world.guild
+        world = self.world
         parts = name.lstrip("/").split()
         if not parts:
             raise InvocationError("empty command name")
@@ -332,6 +360,7 @@ class FakeDiscord:
             parts += list(subcommand)
         user = user or world.member
         channel_id = channel_id or world.general.id
+        guild = world.guild_of_channel(channel_id) or world.guild
         member = guild.member(user.id)
         channel = guild.channel(channel_id)
         if member is None or channel is None:
@@ -347,8 +376,8 @@ class FakeDiscord:
             invoker_id=user.id,
             validate=validate,
         )
-        if not self.gateway.live_sessions():
-            raise InvocationError("no bot session is connected to the gateway")
+        if not any(s.owns(guild.id) for s in self.gateway.live_sessions()):
+            raise InvocationError(f"no bot session holds the shard of guild {guild.id}")
         interaction_id = self.snowflakes.next()
         token = "fake-interaction-" + secrets.token_urlsafe(24)
         bot_perms = guild.channel_permissions(world.bot.id, channel_id)
@@ -385,7 +414,7 @@ class FakeDiscord:
             _signal=self.signal,
         )
         self._interactions[interaction_id] = handle
-        await self.gateway.dispatch("INTERACTION_CREATE", payload)
+        await self.gateway.dispatch("INTERACTION_CREATE", payload, guild_id=guild.id)
         self.signal.notify()
         return handle
 
@@ -403,7 +432,7 @@ class FakeDiscord:
         ``mentions`` adds to the ``<@id>`` mentions found in the content; without the
         MESSAGE_CONTENT intent the bot sees the content only if it is mentioned.
         """
-        guild = self.world.guild
+        guild = self.world.guild_of_channel(channel_id) or self.world.guild
         if guild.member(author.id) is None or guild.channel(channel_id) is None:
             raise InvocationError(f"{author.username} / channel {channel_id} is not in the guild")
         referenced = self.messages.get(reply_to) if reply_to is not None else None

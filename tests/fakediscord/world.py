@@ -288,9 +288,18 @@ class FakeGuild:
         }
 
 
+def shard_of(guild_id: int, shard_count: int) -> int:
+    """Discord's rule: the shard that receives a guild's events."""
+    return (guild_id >> 22) % shard_count
+
+
 @dataclass
 class World:
-    """Everything the fake Discord knows: one application, its bot, one guild and its people."""
+    """Everything the fake Discord knows: one application, its bot, its guilds and their people.
+
+    ``guild``, ``general`` and ``random`` are the first guild and its channels; ``guilds`` holds
+    every guild (see :func:`default_world`'s ``guilds``). The people are members of every guild.
+    """
 
     application_id: int
     bot: FakeUser
@@ -301,6 +310,11 @@ class World:
     guild: FakeGuild
     general: FakeChannel
     random: FakeChannel
+    guilds: list[FakeGuild] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        if not self.guilds:
+            self.guilds = [self.guild]
 
     @property
     def users(self) -> list[FakeUser]:
@@ -309,39 +323,55 @@ class World:
     def user(self, user_id: int) -> FakeUser | None:
         return next((u for u in self.users if u.id == user_id), None)
 
+    def guild_by_id(self, guild_id: int) -> FakeGuild | None:
+        return next((g for g in self.guilds if g.id == guild_id), None)
 
-def default_world() -> World:
-    """One guild with two text channels and five members (see the table in ``__init__``)."""
-    guild_id = 1_000_000_000_000_000_001
-    app_id = 1_000_000_000_000_000_100
-    bot = FakeUser(app_id, "charbot", bot=True)
-    owner = FakeUser(1_000_000_000_000_000_201, "owner", global_name="The Owner")
-    moderator = FakeUser(1_000_000_000_000_000_202, "moderator", global_name="Mod")
-    member = FakeUser(1_000_000_000_000_000_203, "member", global_name="Just A Member")
-    other_bot = FakeUser(1_000_000_000_000_000_204, "otherbot", bot=True)
+    def guild_of_channel(self, channel_id: int) -> FakeGuild | None:
+        return next((g for g in self.guilds if g.channel(channel_id) is not None), None)
 
+    def guilds_of_shard(self, shard_id: int, shard_count: int) -> list[FakeGuild]:
+        return [g for g in self.guilds if shard_of(g.id, shard_count) == shard_id]
+
+
+#: The first guild's id; guild ``i`` is ``FIRST_GUILD_ID + (i << 22)``, so consecutive guilds
+#: land on consecutive shards whatever the shard count.
+FIRST_GUILD_ID = 1_000_000_000_000_000_001
+APPLICATION_ID = 1_000_000_000_000_000_100
+
+
+def _guild(index: int, bot: FakeUser, owner: FakeUser, people: list[FakeUser]) -> FakeGuild:
+    """Guild ``index`` with its roles and two text channels, ``general`` then ``random``.
+
+    Guild 0 keeps the fixed ids of the single-guild world; the others shift them by index.
+    """
+    moderator, member, other_bot = people
+    guild_id = FIRST_GUILD_ID + (index << 22)
+    shift = index * 1000
     everyone = FakeRole(guild_id, "@everyone", Perm.EVERYONE_DEFAULT, position=0)
-    admin = FakeRole(1_000_000_000_000_000_301, "Admin", Perm.ADMINISTRATOR, position=3)
-    mods = FakeRole(1_000_000_000_000_000_302, "Moderators", Perm.MANAGE_CHANNELS, position=2)
+    admin = FakeRole(1_000_000_000_000_000_301 + shift, "Admin", Perm.ADMINISTRATOR, position=3)
+    mods = FakeRole(
+        1_000_000_000_000_000_302 + shift, "Moderators", Perm.MANAGE_CHANNELS, position=2
+    )
     bot_role = FakeRole(
-        1_000_000_000_000_000_303,
+        1_000_000_000_000_000_303 + shift,
         "charbot",
         Perm.EVERYONE_DEFAULT | Perm.MANAGE_MESSAGES,
         position=1,
         bot_id=bot.id,
     )
     other_bot_role = FakeRole(
-        1_000_000_000_000_000_304,
+        1_000_000_000_000_000_304 + shift,
         "otherbot",
         Perm.EVERYONE_DEFAULT,
         position=1,
         bot_id=other_bot.id,
     )
-    general = FakeChannel(1_000_000_000_000_000_401, "general", position=0, topic="chat")
-    random = FakeChannel(1_000_000_000_000_000_402, "random", position=1)
-    guild = FakeGuild(
+    general = FakeChannel(1_000_000_000_000_000_401 + shift, "general", position=0, topic="chat")
+    random = FakeChannel(1_000_000_000_000_000_402 + shift, "random", position=1)
+    name = "Charbot Test Guild" + (f" {index}" if index else "")
+    return FakeGuild(
         id=guild_id,
-        name="Charbot Test Guild",
+        name=name,
         owner_id=owner.id,
         roles=[everyone, admin, mods, bot_role, other_bot_role],
         members=[
@@ -353,14 +383,29 @@ def default_world() -> World:
         ],
         channels=[general, random],
     )
+
+
+def default_world(guilds: int = 1) -> World:
+    """``guilds`` guilds (one by default), each with two text channels and the same five
+    members (see the table in ``__init__``)."""
+    if guilds < 1:
+        raise ValueError("a world needs at least one guild")
+    bot = FakeUser(APPLICATION_ID, "charbot", bot=True)
+    owner = FakeUser(1_000_000_000_000_000_201, "owner", global_name="The Owner")
+    moderator = FakeUser(1_000_000_000_000_000_202, "moderator", global_name="Mod")
+    member = FakeUser(1_000_000_000_000_000_203, "member", global_name="Just A Member")
+    other_bot = FakeUser(1_000_000_000_000_000_204, "otherbot", bot=True)
+    all_guilds = [_guild(i, bot, owner, [moderator, member, other_bot]) for i in range(guilds)]
+    first = all_guilds[0]
     return World(
-        application_id=app_id,
+        application_id=APPLICATION_ID,
         bot=bot,
         owner=owner,
         moderator=moderator,
         member=member,
         other_bot=other_bot,
-        guild=guild,
-        general=general,
-        random=random,
+        guild=first,
+        general=first.channels[0],
+        random=first.channels[1],
+        guilds=all_guilds,
     )
