@@ -1,4 +1,7 @@
-"""The Discord application: a `commands.Bot` given its services, which loads the plugins.
+"""The Discord application: an `AutoShardedBot` given its services, which loads the plugins.
+
+It runs the shards the config names (`discord.shard_count`, `discord.shard_ids`; all of them by
+default), spacing their IDENTIFYs per bucket with `bot.sharding.IdentifyGate`.
 
 Plugins reach the shared services through the bot object: `bot.services`, with the shortcuts
 `bot.config`, `bot.settings` (the per-channel store), `bot.settings_registry`, `bot.models` (the
@@ -24,6 +27,7 @@ from bot.plugins import PluginSource
 from bot.services import Services
 from bot.settings import SettingsRegistry
 from bot.stores import SettingsStore
+from bot.sharding import IdentifyGate, runs_shard_zero
 
 log = logging.getLogger(__name__)
 
@@ -40,13 +44,14 @@ def point_discord_at(api_base: str | None, gateway_url: str | None) -> None:
         discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY = yarl.URL(gateway_url)
 
 
-class CharBot(commands.Bot):
+class CharBot(commands.AutoShardedBot):
     def __init__(
         self, services: Services, *, sync_global: bool = False, **client_options: Any
     ) -> None:
         config = services.config
         # Mentions carry their content without the privileged message-content intent.
         intents = discord.Intents.default()
+        shards = config.discord
         super().__init__(
             command_prefix=commands.when_mentioned,
             help_command=None,
@@ -54,11 +59,20 @@ class CharBot(commands.Bot):
             # Generated text must never ping @everyone, a role or a user.
             allowed_mentions=discord.AllowedMentions.none(),
             owner_ids=set(config.discord.owner_ids) or None,
+            # None: discord.py asks Discord for its recommended count (GET /gateway/bot).
+            shard_count=shards.shard_count or None,
             **client_options,
         )
+        # Set here, not passed: discord.py's stubs do not allow None (all shards) for it; the
+        # config has checked the ids against the count already.
+        self.shard_ids = list(shards.shard_ids) or None
         self.services = services
         self.sync_global = sync_global or config.discord.sync_global
         self._shutdown: asyncio.Future[None] | None = None
+        # The store's lock is shared by every process on the same PostgreSQL database.
+        self.identify_gate = IdentifyGate(
+            services.settings, config.discord.identify_spacing_seconds
+        )
 
     # -- the services, by their short names -------------------------------------------------
 
@@ -93,8 +107,20 @@ class CharBot(commands.Bot):
     # -- start-up -------------------------------------------------------------------------
 
     async def setup_hook(self) -> None:
+        # Buckets are shard_id % max_concurrency; discord.py does not keep the figure.
+        limits = await self.fetch_session_start_limits()
+        self.identify_gate.max_concurrency = limits.max_concurrency
         await self.prepare()
-        await self.sync_commands()
+        await self.sync_commands(startup=True)
+
+    async def before_identify_hook(self, shard_id: int | None, *, initial: bool = False) -> None:
+        """Replaces discord.py's flat 5 s sleep: one IDENTIFY per bucket per spacing, shared
+        with every process on the same PostgreSQL store."""
+        await self.identify_gate.wait_turn(shard_id or 0)
+
+    @property
+    def runs_shard_zero(self) -> bool:
+        return runs_shard_zero(self.config.discord.shard_ids)
 
     async def prepare(self) -> None:
         """Load the plugins, then the models (a plugin may bring a model's backend kind)."""
@@ -106,11 +132,15 @@ class CharBot(commands.Bot):
                 log.error("%s", exc)
         await self.services.start_models()
 
-    async def sync_commands(self) -> None:
+    async def sync_commands(self, *, startup: bool = False) -> None:
         """Sync to the test guild when one is configured; globally only when asked to.
 
         Global sync is rate-limited and slow to propagate, so it never happens on every start.
+        At start-up only the process running shard 0 syncs: the others serve the same commands.
         """
+        if startup and not self.runs_shard_zero:
+            log.info("commands are synced by the process running shard 0, not this one")
+            return
         guild_id = self.config.discord.test_guild_id
         if guild_id is not None:
             guild = discord.Object(id=guild_id)
@@ -190,4 +220,5 @@ class CharBot(commands.Bot):
         await self.completions.drain(self.config.engine.timeout_seconds)
         # Disconnect before closing the backends: no request can arrive after this point.
         await super().close()
+        await self.identify_gate.close()
         await self.services.close()

@@ -39,6 +39,15 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     run.add_argument(
         "--sync-global", action="store_true", help="sync slash commands globally on start"
     )
+    run.add_argument(
+        "--shard-count",
+        type=int,
+        metavar="N",
+        help="total shards across every process (default: Discord's recommendation)",
+    )
+    run.add_argument(
+        "--shard-ids", metavar="0,1", help="this process's shards, comma-separated (default: all)"
+    )
     sub.add_parser("chat", help="chat with the model in this terminal")
     return parser.parse_args(argv)
 
@@ -51,6 +60,8 @@ def overrides_from(args: argparse.Namespace) -> dict[str, Any]:
         overrides["models.default"] = args.model
     if getattr(args, "sync_global", False):
         overrides["discord.sync_global"] = True
+    overrides["discord.shard_count"] = getattr(args, "shard_count", None)
+    overrides["discord.shard_ids"] = getattr(args, "shard_ids", None)
     return overrides
 
 

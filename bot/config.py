@@ -63,6 +63,8 @@ DEFAULT_PLUGINS = (
     "bot.plugins.admin",
 )
 TOKEN_ENV = "DISCORD_TOKEN"
+#: Discord's rule: at most one IDENTIFY per rate-limit bucket in this many seconds.
+IDENTIFY_SPACING_SECONDS = 5.0
 DATA_DIR_ENV = "CHARBOT_DATA_DIR"
 ENV_PREFIX = "CHARBOT_"
 
@@ -145,6 +147,13 @@ class DiscordSection:
     owner_ids: tuple[int, ...] = ()
     manage_channels_required: bool = True
     cooldown_seconds: float = field(default=3.0, metadata=_at_least(0.0))
+    # 0: ask Discord for its recommended count and run every shard in this process.
+    shard_count: int = field(default=0, metadata=_at_least(0))
+    shard_ids: tuple[int, ...] = ()  # this process's shards; empty: all of them
+    # Discord allows one IDENTIFY per bucket every 5 s; lower it only against a test server.
+    identify_spacing_seconds: float = field(
+        default=IDENTIFY_SPACING_SECONDS, metadata={"check": _positive}
+    )
 
 
 @dataclass(frozen=True)
@@ -457,6 +466,7 @@ class _Builder:
         return StoreSection(url=SQLITE_SCHEME + resolved, path=resolved)
 
     def _cross_check(self, config: Config) -> None:
+        self._check_shards(config.discord)
         if config.generation.length > config.engine.max_length:
             length = self.values["generation"].get("length")
             limit = self.values["engine"].get("max_length")
@@ -465,6 +475,26 @@ class _Builder:
                 f"{where}: generation.length ({config.generation.length}) is more than "
                 f"engine.max_length ({config.engine.max_length})."
             )
+
+    def _check_shards(self, discord: DiscordSection) -> None:
+        ids, count = discord.shard_ids, discord.shard_count
+        if not ids:
+            return
+        where = self.values["discord"]["shard_ids"].where
+        if count == 0:
+            raise ConfigError(
+                f"{where}: discord.shard_ids needs discord.shard_count (the total number of "
+                "shards across every process)."
+            )
+        outside = [i for i in ids if not 0 <= i < count]
+        if outside:
+            raise ConfigError(
+                f"{where}: discord.shard_ids holds {outside[0]}, outside 0 to {count - 1} "
+                f"(discord.shard_count is {count})."
+            )
+        repeated = sorted({i for i in ids if ids.count(i) > 1})
+        if repeated:
+            raise ConfigError(f"{where}: discord.shard_ids lists shard {repeated[0]} twice.")
 
 
 def _unknown(where: str, name: str, key: str, known: list[str]) -> ConfigError:

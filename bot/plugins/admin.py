@@ -9,6 +9,7 @@ import discord
 from discord import app_commands
 
 from bot.plugins.base import CharbotGroupCog, charbot, reply
+from bot.sharding import latency_text
 
 if TYPE_CHECKING:
     from bot.app import CharBot
@@ -20,8 +21,17 @@ async def is_owner(interaction: discord.Interaction) -> bool:
     return True
 
 
+def shards_text(bot: CharBot) -> str:
+    """This process's shards out of the total, each one's latency, and its guild count."""
+    latencies = ", ".join(f"{sid}: {latency_text(lat)}" for sid, lat in sorted(bot.latencies))
+    return (
+        f"Shards {latencies or 'none connected'} (of {bot.shard_count or '?'}); "
+        f"guilds {len(bot.guilds)}"
+    )
+
+
 async def status_text(bot: CharBot) -> str:
-    lines = [f"Plugins: {', '.join(bot.loaded_plugins()) or 'none'}"]
+    lines = [shards_text(bot), f"Plugins: {', '.join(bot.loaded_plugins()) or 'none'}"]
     for name, failure in sorted(bot.plugin_failures.items()):
         lines.append(f"Plugin {name} failed: {failure}")
     for name, backend in bot.models.items():
@@ -76,7 +86,7 @@ class Admin(CharbotGroupCog, group_name="admin"):
 
     @app_commands.command(name="status")
     async def status(self, interaction: discord.Interaction) -> None:
-        """Queue depth, requests served and speed of each model."""
+        """Shards, queue depth, requests served and speed of each model."""
         await reply(interaction, await status_text(self.bot), ephemeral=True)
 
     async def _resync(self, interaction: discord.Interaction, done: str) -> None:

@@ -179,7 +179,12 @@ async def test_admin_is_owner_only(fake_discord: FakeDiscord, run_bot: RunBot) -
         ia = await fake_discord.invoke_command(
             "admin status", {}, channel_id=w.general.id, user=w.owner
         )
-        assert "served" in ((await ia.wait_response()).content or "")
+        status = (await ia.wait_response()).content or ""
+        assert "served" in status
+        # One process, one shard (Discord's recommendation), one guild.
+        assert status.startswith("Shards 0: ") and status.split("\n")[0].endswith(
+            "(of 1); guilds 1"
+        )
 
 
 async def test_a_per_user_cooldown_shared_by_complete_and_mentions(
