@@ -12,6 +12,8 @@ is global.
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import json
 import logging
 from typing import Any
 
@@ -26,10 +28,13 @@ from bot.errors import PluginError
 from bot.plugins import PluginSource
 from bot.services import Services
 from bot.settings import SettingsRegistry
-from bot.stores import SettingsStore
 from bot.sharding import IdentifyGate, runs_shard_zero
+from bot.stores import SettingsStore
 
 log = logging.getLogger(__name__)
+
+#: The store's meta key (plus the scope) for the hash of the commands last synced.
+COMMANDS_HASH_KEY = "commands.sha256."
 
 
 def point_discord_at(api_base: str | None, gateway_url: str | None) -> None:
@@ -135,8 +140,10 @@ class CharBot(commands.AutoShardedBot):
     async def sync_commands(self, *, startup: bool = False) -> None:
         """Sync to the test guild when one is configured; globally only when asked to.
 
-        Global sync is rate-limited and slow to propagate, so it never happens on every start.
-        At start-up only the process running shard 0 syncs: the others serve the same commands.
+        Global sync is rate-limited and slow to propagate, so it never happens on every start:
+        at start-up only the process running shard 0 syncs, and a scope is synced only when its
+        commands differ from those last synced (their hash is kept in the store, shared by every
+        process): ten processes restarting with nothing changed make no sync call.
         """
         if startup and not self.runs_shard_zero:
             log.info("commands are synced by the process running shard 0, not this one")
@@ -145,11 +152,21 @@ class CharBot(commands.AutoShardedBot):
         if guild_id is not None:
             guild = discord.Object(id=guild_id)
             self.tree.copy_global_to(guild=guild)
-            synced = await self.tree.sync(guild=guild)
-            log.info("synced %d commands to guild %d", len(synced), guild_id)
+            await self._sync_scope(guild)
         if self.sync_global:
-            synced = await self.tree.sync()
-            log.info("synced %d commands globally", len(synced))
+            await self._sync_scope(None)
+
+    async def _sync_scope(self, guild: discord.Object | None) -> None:
+        scope = "globally" if guild is None else f"to guild {guild.id}"
+        key = COMMANDS_HASH_KEY + ("global" if guild is None else f"guild.{guild.id}")
+        payload = [command.to_dict(self.tree) for command in self.tree.get_commands(guild=guild)]
+        digest = hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
+        if await self.settings.get_meta(key) == digest:
+            log.info("commands unchanged since they were last synced %s: not syncing", scope)
+            return
+        synced = await self.tree.sync(guild=guild)
+        await self.settings.set_meta(key, digest)
+        log.info("synced %d commands %s", len(synced), scope)
 
     # -- plugins --------------------------------------------------------------------------
 

@@ -1,4 +1,5 @@
-"""`python -m bot [run|chat]`: the Discord bot when DISCORD_TOKEN is set, else the console chat."""
+"""`python -m bot [run|chat|store copy]`: the Discord bot when DISCORD_TOKEN is set, else the
+console chat; `store copy` moves the settings between stores."""
 
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ from bot.config import Config, load_config
 from bot.console import run_console
 from bot.errors import CharbotError
 from bot.runtime import build_bot, build_services
+from bot.stores.copy import copy_settings
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +51,13 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "--shard-ids", metavar="0,1", help="this process's shards, comma-separated (default: all)"
     )
     sub.add_parser("chat", help="chat with the model in this terminal")
+    store = sub.add_parser("store", help="manage the settings store")
+    store_sub = store.add_subparsers(dest="store_command", required=True)
+    copy = store_sub.add_parser(
+        "copy", help="copy every channel's settings from one store to another (idempotent)"
+    )
+    copy.add_argument("--from", dest="source", required=True, metavar="URL", help="read here")
+    copy.add_argument("--to", dest="target", required=True, metavar="URL", help="write here")
     return parser.parse_args(argv)
 
 
@@ -112,9 +121,18 @@ async def run_chat(config: Config) -> int:
         await services.close()
 
 
+async def run_store_copy(args: argparse.Namespace) -> int:
+    print(await copy_settings(args.source, args.target))
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     try:
+        if args.command == "store":
+            # Needs no config: the two stores are named on the command line.
+            logging.basicConfig(level=args.log_level or "WARNING", stream=sys.stderr)
+            return asyncio.run(run_store_copy(args))
         config = load_config(args.config, os.environ, overrides_from(args))
         command = args.command or ("run" if config.discord.token else "chat")
         # The chat shares the terminal with its user: only warnings, unless asked for more.

@@ -20,6 +20,7 @@ CharbotError
       ├── InvalidSettingError       a value its validator refused
       ├── SettingRegistrationError  two plugins claiming one key
       └── SettingsStoreError        the store cannot be opened, read or written
+           └── SettingsUnavailableError  the store's server is unreachable for now
 
 ConfigError and the settings errors live beside the code that raises them.
 """

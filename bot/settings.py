@@ -22,6 +22,7 @@ Errors:
           ├── InvalidSettingError      a value its validator refused (the message is for users)
           ├── SettingRegistrationError two owners registering one key
           └── SettingsStoreError       the store cannot be opened, read or written
+               └── SettingsUnavailableError  the store's server is unreachable for now
 """
 
 from __future__ import annotations
@@ -77,6 +78,14 @@ class SettingsStoreError(SettingsError):
     def __init__(self, message: str, *, path: Path | None = None) -> None:
         super().__init__(message)
         self.path = path
+
+
+class SettingsUnavailableError(SettingsStoreError):
+    """The store's server cannot be reached right now (a shared database that is down or cut
+    off); the process stays up and the next call tries again. The message is for users."""
+
+    def __init__(self, message: str = "The settings are unavailable; try again shortly.") -> None:
+        super().__init__(message)
 
 
 # -- scopes ----------------------------------------------------------------------------------------

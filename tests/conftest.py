@@ -6,6 +6,9 @@ import pytest
 
 from tests.tinymodel import export_tiny
 
+# A real PostgreSQL (a fresh database per session) for the store and scale-out tests.
+pytest_plugins = ["tests.postgres"]
+
 
 @pytest.fixture(scope="session")
 def tiny_onnx(tmp_path_factory: pytest.TempPathFactory) -> Path:

@@ -2,6 +2,7 @@
 
     sqlite:///charbot.sqlite3      the embedded default (a relative path lives in CHARBOT_DATA_DIR)
     sqlite:////var/lib/charbot.db  an absolute path (four slashes)
+    postgresql://user@host:5432/db the shared store for several processes (the `postgres` extra)
 
 `DRIVERS` maps a URL scheme to the coroutine that opens that driver's store; a new driver is one
 module and one entry here. Every store implements `bot.stores.base.SettingsStore`.
@@ -13,8 +14,9 @@ from collections.abc import Awaitable, Callable
 from urllib.parse import urlsplit
 
 from bot.settings import SettingsRegistry, SettingsStoreError
-from bot.stores.base import MemorySettingsStore, SettingsStore, StoreBase
+from bot.stores.base import MemorySettingsStore, SettingsStore, StoreBase, StoredRow
 from bot.stores.sqlite import SqliteSettingsStore
+from bot.stores.urls import mask_url
 
 __all__ = [
     "DRIVERS",
@@ -22,6 +24,8 @@ __all__ = [
     "SettingsStore",
     "SqliteSettingsStore",
     "StoreBase",
+    "StoredRow",
+    "mask_url",
     "open_store",
     "sqlite_path",
 ]
@@ -43,7 +47,21 @@ async def _open_sqlite(url: str, registry: SettingsRegistry) -> SettingsStore:
     return await SqliteSettingsStore.open(sqlite_path(url), registry)
 
 
-DRIVERS: dict[str, StoreOpener] = {"sqlite": _open_sqlite}
+async def _open_postgres(url: str, registry: SettingsRegistry) -> SettingsStore:
+    try:  # asyncpg is an optional extra: only deployments that use PostgreSQL install it
+        from bot.stores.postgres import PostgresSettingsStore
+    except ImportError as exc:
+        raise SettingsStoreError(
+            f"The settings store {mask_url(url)} needs asyncpg: pip install 'charbot[postgres]'."
+        ) from exc
+    return await PostgresSettingsStore.open(url, registry)
+
+
+DRIVERS: dict[str, StoreOpener] = {
+    "sqlite": _open_sqlite,
+    "postgresql": _open_postgres,
+    "postgres": _open_postgres,
+}
 
 
 async def open_store(url: str, registry: SettingsRegistry) -> SettingsStore:

@@ -4,12 +4,22 @@ A driver keeps raw JSON text per (channel, key); `StoreBase` does the validation
 registry and the JSON round trip, so every driver reads back the same values. A second driver is
 one new module with a `StoreBase` subclass and an opener registered in `bot.stores.DRIVERS`.
 `MemorySettingsStore` serves plugin tests.
+
+Besides the settings, a store keeps a little bot-wide state (`get_meta`/`set_meta`: the hash of
+the commands last synced), hands out its raw rows for `python -m bot store copy` (`rows`,
+`put_rows`), and offers named locks (`exclusive`). A store that other processes cannot see
+(SQLite, memory) gives locks that cover this process only; PostgreSQL's cover every process on
+the database.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import logging
+from collections.abc import AsyncIterator, Iterable
+from contextlib import AbstractAsyncContextManager
 from typing import Any, Protocol
 
 from bot.settings import (
@@ -20,6 +30,9 @@ from bot.settings import (
 )
 
 log = logging.getLogger(__name__)
+
+#: One stored setting as the driver keeps it: (channel id, key, JSON text).
+StoredRow = tuple[int, str, str]
 
 
 class SettingsStore(Protocol):
@@ -44,6 +57,24 @@ class SettingsStore(Protocol):
         """Back to the default (no-op when the channel never set it)."""
         ...
 
+    async def rows(self) -> list[StoredRow]:
+        """Every stored setting, raw, ordered by channel then key (for copying a store)."""
+        ...
+
+    async def put_rows(self, rows: Iterable[StoredRow]) -> None:
+        """Store raw rows as they are, in one transaction, replacing equal (channel, key)s."""
+        ...
+
+    async def get_meta(self, key: str) -> str | None:
+        """Bot-wide state (not per channel), e.g. the hash of the commands last synced."""
+        ...
+
+    async def set_meta(self, key: str, value: str) -> None: ...
+
+    def exclusive(self, name: str) -> AbstractAsyncContextManager[None]:
+        """A lock named `name`, shared with every process that sees this store."""
+        ...
+
     async def close(self) -> None: ...
 
 
@@ -52,10 +83,17 @@ class StoreBase:
 
     def __init__(self, registry: SettingsRegistry) -> None:
         self._registry = registry
+        self._locks: dict[str, asyncio.Lock] = {}
 
     @property
     def registry(self) -> SettingsRegistry:
         return self._registry
+
+    @contextlib.asynccontextmanager
+    async def exclusive(self, name: str) -> AsyncIterator[None]:
+        """This process's lock named `name`: stores that other processes share override it."""
+        async with self._locks.setdefault(name, asyncio.Lock()):
+            yield
 
     async def _read(self, channel_id: int, key: str) -> str | None:
         raise NotImplementedError
@@ -133,6 +171,7 @@ class MemorySettingsStore(StoreBase):
     def __init__(self, registry: SettingsRegistry) -> None:
         super().__init__(registry)
         self._rows: dict[tuple[int, str], str] = {}
+        self._meta: dict[str, str] = {}
         self._closed = False
 
     def _check_open(self) -> None:
@@ -154,6 +193,22 @@ class MemorySettingsStore(StoreBase):
     async def _delete(self, channel_id: int, key: str) -> None:
         self._check_open()
         self._rows.pop((channel_id, key), None)
+
+    async def rows(self) -> list[StoredRow]:
+        self._check_open()
+        return [(c, k, v) for (c, k), v in sorted(self._rows.items())]
+
+    async def put_rows(self, rows: Iterable[StoredRow]) -> None:
+        self._check_open()
+        self._rows.update({(c, k): v for c, k, v in rows})
+
+    async def get_meta(self, key: str) -> str | None:
+        self._check_open()
+        return self._meta.get(key)
+
+    async def set_meta(self, key: str, value: str) -> None:
+        self._check_open()
+        self._meta[key] = value
 
     async def close(self) -> None:
         self._closed = True

@@ -13,13 +13,13 @@ import logging
 import os
 import sqlite3
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import aiosqlite
 
 from bot.settings import SettingsRegistry, SettingsStoreError
-from bot.stores.base import StoreBase
+from bot.stores.base import StoreBase, StoredRow
 
 log = logging.getLogger(__name__)
 
@@ -39,9 +39,24 @@ MIGRATIONS: list[tuple[str, ...]] = [
         ) WITHOUT ROWID
         """,
     ),
+    (
+        """
+        CREATE TABLE meta (
+            key        TEXT NOT NULL PRIMARY KEY,
+            value      TEXT NOT NULL,
+            updated_at REAL NOT NULL  -- unix seconds
+        ) WITHOUT ROWID
+        """,
+    ),
 ]
 
 _SQLITE_MAGIC = b"SQLite format 3\x00"
+
+_UPSERT = (
+    "INSERT INTO channel_settings (channel_id, key, value, updated_at) VALUES (?, ?, ?, ?)"
+    " ON CONFLICT (channel_id, key)"
+    " DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at"
+)
 
 
 class SqliteSettingsStore(StoreBase):
@@ -97,12 +112,44 @@ class SqliteSettingsStore(StoreBase):
     async def _write(self, channel_id: int, key: str, text: str) -> None:
         conn = self._connection()
         with _converting(self.path, "write"):
+            await conn.execute(_UPSERT, (channel_id, key, text, time.time()))
+
+    async def rows(self) -> list[StoredRow]:
+        conn = self._connection()
+        with _converting(self.path, "read"):
+            async with conn.execute(
+                "SELECT channel_id, key, value FROM channel_settings ORDER BY channel_id, key"
+            ) as cursor:
+                found = await cursor.fetchall()
+        return [(int(c), str(k), str(v)) for c, k, v in found]
+
+    async def put_rows(self, rows: Iterable[StoredRow]) -> None:
+        conn = self._connection()
+        now = time.time()
+        with _converting(self.path, "write"):
+            await conn.execute("BEGIN IMMEDIATE")
+            try:
+                await conn.executemany(_UPSERT, [(c, k, v, now) for c, k, v in rows])
+                await conn.execute("COMMIT")
+            except BaseException:
+                await conn.execute("ROLLBACK")
+                raise
+
+    async def get_meta(self, key: str) -> str | None:
+        conn = self._connection()
+        with _converting(self.path, "read"):
+            async with conn.execute("SELECT value FROM meta WHERE key = ?", (key,)) as cursor:
+                row = await cursor.fetchone()
+        return None if row is None else str(row[0])
+
+    async def set_meta(self, key: str, value: str) -> None:
+        conn = self._connection()
+        with _converting(self.path, "write"):
             await conn.execute(
-                "INSERT INTO channel_settings (channel_id, key, value, updated_at)"
-                " VALUES (?, ?, ?, ?)"
-                " ON CONFLICT (channel_id, key)"
-                " DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at",
-                (channel_id, key, text, time.time()),
+                "INSERT INTO meta (key, value, updated_at) VALUES (?, ?, ?)"
+                " ON CONFLICT (key) DO UPDATE SET"
+                " value = excluded.value, updated_at = excluded.updated_at",
+                (key, value, time.time()),
             )
 
     async def _delete(self, channel_id: int, key: str) -> None:

@@ -355,7 +355,7 @@ async def test_migration_hook_upgrades_and_keeps_data(
     finally:
         await store.close()
     with sqlite3.connect(path) as db:
-        assert db.execute("PRAGMA user_version").fetchone()[0] == 2
+        assert db.execute("PRAGMA user_version").fetchone()[0] == len(settings_module.MIGRATIONS)
         assert db.execute(
             "SELECT 1 FROM sqlite_master WHERE name = 'channel_settings_by_key'"
         ).fetchone()
@@ -372,7 +372,9 @@ async def test_failed_migration_rolls_back(tmp_path: Path, monkeypatch: pytest.M
     with pytest.raises(SettingsStoreError, match="syntax error"):
         await SqliteSettingsStore.open(path, make_registry())
     with sqlite3.connect(path) as db:
-        assert db.execute("PRAGMA user_version").fetchone()[0] == 1
+        assert (
+            db.execute("PRAGMA user_version").fetchone()[0] == len(settings_module.MIGRATIONS) - 1
+        )
         assert db.execute("SELECT 1 FROM sqlite_master WHERE name = 'extra'").fetchone() is None
     db.close()
 

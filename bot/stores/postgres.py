@@ -1,0 +1,314 @@
+"""The shared store: PostgreSQL through asyncpg, for several bot processes (or machines).
+
+    store.url = "postgresql://charbot@db.example:5432/charbot"   (or CHARBOT_STORE_URL)
+
+Tables are prefixed `charbot_` so the database may hold other things. The schema is versioned
+(`charbot_schema`, `MIGRATIONS`) and created on first start under an advisory lock, so processes
+starting together migrate once; a schema newer than this code is refused with one sentence.
+
+A pool of connections serves every call; a connection that was lost is replaced on the next
+call, and a call whose connection died under it is retried once (every statement here is
+idempotent). While the server cannot be reached, calls raise `SettingsUnavailableError`, which
+the commands show to the user ("settings are unavailable, try again shortly"); the process stays
+up and recovers when the server returns. Nothing is cached per process: every read goes to the
+database, so a value set through one process is what every other process reads next.
+
+`exclusive(name)` is a lock shared by every process on the database (`pg_advisory_lock`, held on
+a connection of its own): the gateway uses it to space IDENTIFYs per bucket across processes.
+The URL's password is never shown: messages carry `mask_url(url)`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from typing import TypeVar
+
+import asyncpg
+
+from bot.settings import SettingsRegistry, SettingsStoreError, SettingsUnavailableError
+from bot.stores.base import StoreBase, StoredRow
+from bot.stores.urls import mask_url
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+#: MIGRATIONS[i] takes schema version i to i + 1, in one transaction. Append, never edit.
+MIGRATIONS: list[tuple[str, ...]] = [
+    (
+        """
+        CREATE TABLE charbot_channel_settings (
+            channel_id BIGINT      NOT NULL,
+            key        TEXT        NOT NULL,
+            value      TEXT        NOT NULL,  -- JSON
+            updated_at TIMESTAMPTZ NOT NULL DEFAULT now(),
+            PRIMARY KEY (channel_id, key)
+        )
+        """,
+        """
+        CREATE TABLE charbot_meta (
+            key        TEXT        PRIMARY KEY,
+            value      TEXT        NOT NULL,
+            updated_at TIMESTAMPTZ NOT NULL DEFAULT now()
+        )
+        """,
+    ),
+]
+
+POOL_MIN, POOL_MAX = 1, 10
+CONNECT_TIMEOUT = 5.0  # seconds to open one connection: an unreachable server fails fast
+COMMAND_TIMEOUT = 10.0  # seconds for one statement
+#: The advisory lock key that serializes migrations (any fixed 64-bit number).
+MIGRATION_LOCK = 0x4348_4254_0000_0001
+
+#: Errors that mean "the server cannot be reached or the connection is gone": transient.
+_UNAVAILABLE: tuple[type[BaseException], ...] = (
+    OSError,
+    TimeoutError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.InterfaceError,
+    asyncpg.exceptions.OperatorInterventionError,  # admin shutdown, cannot connect now
+    asyncpg.exceptions.TooManyConnectionsError,
+)
+
+
+def lock_key(name: str) -> int:
+    """A stable signed 64-bit advisory-lock key for a lock name."""
+    return int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "big", signed=True)
+
+
+class PostgresSettingsStore(StoreBase):
+    """Settings in PostgreSQL. Open with `await PostgresSettingsStore.open(url, registry)`."""
+
+    def __init__(self, pool: asyncpg.Pool, url: str, registry: SettingsRegistry) -> None:
+        super().__init__(registry)
+        self._pool: asyncpg.Pool | None = pool
+        self.shown_url = mask_url(url)
+
+    @classmethod
+    async def open(cls, url: str, registry: SettingsRegistry) -> PostgresSettingsStore:
+        """Connect, create or migrate the schema; refuse one newer than this code."""
+        shown = mask_url(url)
+        try:
+            pool = await asyncpg.create_pool(
+                url,
+                min_size=POOL_MIN,
+                max_size=POOL_MAX,
+                timeout=CONNECT_TIMEOUT,
+                command_timeout=COMMAND_TIMEOUT,
+            )
+        except _UNAVAILABLE as exc:
+            raise SettingsStoreError(
+                f"Cannot reach the settings store {shown}: {_reason(exc)}."
+            ) from exc
+        except asyncpg.PostgresError as exc:
+            # Wrong database name, role or password: the server's reason (it holds no password).
+            raise SettingsStoreError(
+                f"Cannot open the settings store {shown}: {_reason(exc)}."
+            ) from exc
+        except ValueError as exc:
+            # Not echoed: asyncpg's message may quote the URL, password included.
+            raise SettingsStoreError(
+                f"The settings store URL {shown} is not a valid PostgreSQL URL."
+            ) from exc
+        store = cls(pool, url, registry)
+        try:
+            version = await store._run("open", store._migrate)
+        except BaseException:
+            await pool.close()
+            raise
+        log.info("settings store %s opened (schema version %d)", shown, version)
+        return store
+
+    # -- plumbing --------------------------------------------------------------------------
+
+    def _live_pool(self) -> asyncpg.Pool:
+        if self._pool is None:
+            raise SettingsStoreError(f"The settings store {self.shown_url} is closed.")
+        return self._pool
+
+    async def _run(self, action: str, work: Callable[[asyncpg.Connection], Awaitable[T]]) -> T:
+        """`work` on a pooled connection, retried once on a connection that died under it."""
+        for attempt in (1, 2):
+            try:
+                async with self._live_pool().acquire(timeout=CONNECT_TIMEOUT) as conn:
+                    return await work(conn)
+            except _UNAVAILABLE as exc:
+                if attempt == 1 and _connection_lost(exc):
+                    log.info("settings store %s: connection lost, retrying", self.shown_url)
+                    continue
+                log.warning(
+                    "settings store %s unavailable (%s): %s", self.shown_url, action, _reason(exc)
+                )
+                raise SettingsUnavailableError() from exc
+            except asyncpg.PostgresError as exc:
+                raise SettingsStoreError(
+                    f"Cannot {action} the settings store {self.shown_url}: {_reason(exc)}."
+                ) from exc
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    async def _migrate(self, conn: asyncpg.Connection) -> int:
+        known = len(MIGRATIONS)
+        async with conn.transaction():
+            # Two processes starting at once: the second waits, then finds the schema current.
+            await conn.execute("SELECT pg_advisory_xact_lock($1)", MIGRATION_LOCK)
+            await conn.execute(
+                "CREATE TABLE IF NOT EXISTS charbot_schema (version INTEGER NOT NULL)"
+            )
+            version = await conn.fetchval("SELECT max(version) FROM charbot_schema")
+            version = 0 if version is None else int(version)
+            if version > known:
+                raise SettingsStoreError(
+                    f"The settings store {self.shown_url} has schema version {version}, newer "
+                    f"than this charbot knows ({known}); upgrade charbot."
+                )
+            for step in range(version, known):
+                for statement in MIGRATIONS[step]:
+                    await conn.execute(statement)
+                log.info(
+                    "settings store %s: migrated schema %d -> %d", self.shown_url, step, step + 1
+                )
+            if version < known:
+                await conn.execute("DELETE FROM charbot_schema")
+                await conn.execute("INSERT INTO charbot_schema (version) VALUES ($1)", known)
+        return known
+
+    # -- StoreBase's raw rows ----------------------------------------------------------------
+
+    async def _read(self, channel_id: int, key: str) -> str | None:
+        async def read(conn: asyncpg.Connection) -> str | None:
+            value = await conn.fetchval(
+                "SELECT value FROM charbot_channel_settings WHERE channel_id = $1 AND key = $2",
+                channel_id,
+                key,
+            )
+            return None if value is None else str(value)
+
+        return await self._run("read", read)
+
+    async def _read_all(self, channel_id: int) -> dict[str, str]:
+        async def read(conn: asyncpg.Connection) -> dict[str, str]:
+            rows = await conn.fetch(
+                "SELECT key, value FROM charbot_channel_settings WHERE channel_id = $1",
+                channel_id,
+            )
+            return {str(r["key"]): str(r["value"]) for r in rows}
+
+        return await self._run("read", read)
+
+    async def _write(self, channel_id: int, key: str, text: str) -> None:
+        await self.put_rows([(channel_id, key, text)])
+
+    async def _delete(self, channel_id: int, key: str) -> None:
+        async def delete(conn: asyncpg.Connection) -> None:
+            await conn.execute(
+                "DELETE FROM charbot_channel_settings WHERE channel_id = $1 AND key = $2",
+                channel_id,
+                key,
+            )
+
+        await self._run("write", delete)
+
+    async def rows(self) -> list[StoredRow]:
+        async def read(conn: asyncpg.Connection) -> list[StoredRow]:
+            rows = await conn.fetch(
+                "SELECT channel_id, key, value FROM charbot_channel_settings"
+                " ORDER BY channel_id, key"
+            )
+            return [(int(r["channel_id"]), str(r["key"]), str(r["value"])) for r in rows]
+
+        return await self._run("read", read)
+
+    async def put_rows(self, rows: Iterable[StoredRow]) -> None:
+        batch = list(rows)
+
+        async def write(conn: asyncpg.Connection) -> None:
+            async with conn.transaction():
+                await conn.executemany(
+                    "INSERT INTO charbot_channel_settings (channel_id, key, value)"
+                    " VALUES ($1, $2, $3)"
+                    " ON CONFLICT (channel_id, key)"
+                    " DO UPDATE SET value = excluded.value, updated_at = now()",
+                    batch,
+                )
+
+        if batch:
+            await self._run("write", write)
+
+    # -- bot-wide state and locks ------------------------------------------------------------
+
+    async def get_meta(self, key: str) -> str | None:
+        async def read(conn: asyncpg.Connection) -> str | None:
+            value = await conn.fetchval("SELECT value FROM charbot_meta WHERE key = $1", key)
+            return None if value is None else str(value)
+
+        return await self._run("read", read)
+
+    async def set_meta(self, key: str, value: str) -> None:
+        async def write(conn: asyncpg.Connection) -> None:
+            await conn.execute(
+                "INSERT INTO charbot_meta (key, value) VALUES ($1, $2)"
+                " ON CONFLICT (key) DO UPDATE SET value = excluded.value, updated_at = now()",
+                key,
+                value,
+            )
+
+        await self._run("write", write)
+
+    @contextlib.asynccontextmanager
+    async def exclusive(self, name: str) -> AsyncIterator[None]:
+        """Held by one process at a time among all those on this database.
+
+        The lock lives on one connection, kept out of the pool meanwhile; if that connection
+        dies, PostgreSQL releases the lock with it.
+        """
+        key = lock_key(name)
+        pool = self._live_pool()
+        try:
+            conn = await pool.acquire(timeout=CONNECT_TIMEOUT)
+        except _UNAVAILABLE as exc:
+            raise SettingsUnavailableError() from exc
+        try:
+            try:
+                await conn.execute("SELECT pg_advisory_lock($1)", key)
+            except _UNAVAILABLE as exc:
+                raise SettingsUnavailableError() from exc
+            try:
+                yield
+            finally:
+                with contextlib.suppress(*_UNAVAILABLE):  # a lost connection released it
+                    await conn.execute("SELECT pg_advisory_unlock($1)", key)
+        finally:
+            # Release resets the connection (pg_advisory_unlock_all) before it is reused.
+            with contextlib.suppress(*_UNAVAILABLE):
+                await pool.release(conn)
+
+    async def close(self) -> None:
+        pool, self._pool = self._pool, None
+        if pool is not None:
+            try:
+                await asyncio.wait_for(pool.close(), COMMAND_TIMEOUT)
+            except _UNAVAILABLE:  # TimeoutError included
+                pool.terminate()
+
+
+def _connection_lost(exc: BaseException) -> bool:
+    """A connection that died while idle in the pool (killed, server restarted): a fresh one
+    may well work, so the call is worth one retry."""
+    return isinstance(
+        exc,
+        asyncpg.PostgresConnectionError
+        | asyncpg.InterfaceError
+        | asyncpg.exceptions.AdminShutdownError
+        | ConnectionResetError,
+    )
+
+
+def _reason(exc: BaseException) -> str:
+    """The error's own text, without a trailing period (it ends our sentence)."""
+    text = str(exc).strip() or type(exc).__name__
+    return text.rstrip(".")
