@@ -1,15 +1,17 @@
 """Settings store speed: get and set per second and p99 latency, SQLite vs PostgreSQL, with 1 and 8
 concurrent clients, in one run.
 
-    python bench/store.py [--ops N] [--postgres URL] [--json OUT]
+    python bench/store.py [--ops N] [--repeat R] [--postgres URL] [--json OUT]
 
 A client is a task calling the store the way the bot's command handlers do (`store.get` /
 `store.set` on a channel's temperature); 8 clients share one store, as the handlers of one bot
 process do (SQLite: one connection; PostgreSQL: the driver's pool). Each cell runs `--ops`
 operations in all, spread over the clients, after 50 warm-up ones; sets write distinct values
-to 100 channels, gets read them back. SQLite runs on a temporary file (WAL, synchronous=FULL);
-PostgreSQL on a database created for the run (from `--postgres`, default the local server) and
-dropped afterwards. Both commit every set to disk before it returns.
+to 100 channels, gets read them back. Every cell runs `--repeat` times, the drivers taking
+turns so that a burst of load on a shared machine hits both, and the median of each figure is
+kept. SQLite runs on a temporary file (WAL, synchronous=FULL); PostgreSQL on a database created
+for the run (from `--postgres`, default the local server) and dropped afterwards. Both commit
+every set to disk before it returns.
 """
 
 from __future__ import annotations
@@ -92,10 +94,23 @@ async def admin(url: str, statement: str) -> None:
         await conn.close()
 
 
-async def run(ops: int, postgres: str, concurrency: Sequence[int]) -> list[dict[str, Any]]:
+def median_of(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    return {
+        op: {
+            figure: round(statistics.median(run[op][figure] for run in runs), 3)
+            for figure in runs[0][op]
+        }
+        for op in ("set", "get")
+    }
+
+
+async def run(
+    ops: int, postgres: str, concurrency: Sequence[int], repeat: int
+) -> list[dict[str, Any]]:
     rows: list[dict[str, Any]] = []
     database = f"charbot_bench_{secrets.token_hex(3)}"
     await admin(postgres, f'CREATE DATABASE "{database}"')
+    stores: dict[str, SettingsStore] = {}
     try:
         with tempfile.TemporaryDirectory() as tmp:
             urls = {
@@ -103,15 +118,18 @@ async def run(ops: int, postgres: str, concurrency: Sequence[int]) -> list[dict[
                 "postgresql": with_database(postgres, database),
             }
             for driver, url in urls.items():
-                store = await open_store(url, registry())
-                try:
-                    for clients in concurrency:
-                        result = await bench_store(store, ops, clients)
-                        rows.append({"store": driver, "clients": clients, **result})
-                        print_row(rows[-1])
-                finally:
-                    await store.close()
+                stores[driver] = await open_store(url, registry())
+            for clients in concurrency:
+                runs: dict[str, list[dict[str, Any]]] = {driver: [] for driver in stores}
+                for _ in range(repeat):
+                    for driver, store in stores.items():
+                        runs[driver].append(await bench_store(store, ops, clients))
+                for driver in stores:
+                    rows.append({"store": driver, "clients": clients, **median_of(runs[driver])})
+                    print_row(rows[-1])
     finally:
+        for store in stores.values():
+            await store.close()
         await admin(postgres, f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
     return rows
 
@@ -139,16 +157,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         default=os.environ.get(URL_ENV) or DEFAULT_URL,
         help=f"a server whose user may create databases (default: ${URL_ENV} or {DEFAULT_URL})",
     )
+    parser.add_argument("--repeat", type=int, default=3, help="runs per cell, median kept")
     parser.add_argument("--json", type=Path, default=DEFAULT_JSON)
     args = parser.parse_args(argv)
-    print(f"{args.ops} operations per cell; PostgreSQL at {mask_url(args.postgres)}\n")
+    print(
+        f"{args.ops} operations per cell, median of {args.repeat} runs; "
+        f"PostgreSQL at {mask_url(args.postgres)}\n"
+    )
     print(HEADER)
-    rows = asyncio.run(run(args.ops, args.postgres, (1, 8)))
+    rows = asyncio.run(run(args.ops, args.postgres, (1, 8), args.repeat))
     write_json(
         args.json,
         {
             "benchmark": "store",
             "ops_per_cell": args.ops,
+            "repeat": args.repeat,
             "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
             "results": rows,
         },
