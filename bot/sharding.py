@@ -24,11 +24,6 @@ from bot.errors import CharbotError
 log = logging.getLogger(__name__)
 
 
-def shard_of(guild_id: int, shard_count: int) -> int:
-    """The shard that receives a guild's events (Discord's rule)."""
-    return (guild_id >> 22) % shard_count
-
-
 def runs_shard_zero(shard_ids: Sequence[int]) -> bool:
     """Whether a process configured with `shard_ids` (empty: all) runs shard 0."""
     return not shard_ids or 0 in shard_ids

@@ -9,7 +9,7 @@ import pytest
 
 from bot.cli import main
 from bot.config import IDENTIFY_SPACING_SECONDS, ConfigError, load_config
-from bot.sharding import IdentifyGate, LocalLocks, runs_shard_zero, shard_of
+from bot.sharding import IdentifyGate, LocalLocks, runs_shard_zero
 
 
 def test_defaults_run_every_shard_recommended_by_discord() -> None:
@@ -65,11 +65,6 @@ def test_bad_shard_flags_exit_with_one_sentence(capsys: pytest.CaptureFixture[st
         "error: Command-line override: discord.shard_ids holds 5, outside 0 to 1 "
         "(discord.shard_count is 2)."
     )
-
-
-def test_shard_of_follows_discord() -> None:
-    assert shard_of(1 << 22, 4) == 1 and shard_of((5 << 22) | 12345, 4) == 1
-    assert [shard_of(g << 22, 3) for g in range(6)] == [0, 1, 2, 0, 1, 2]
 
 
 async def test_identify_gate_spaces_each_bucket() -> None:
