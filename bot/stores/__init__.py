@@ -39,7 +39,9 @@ SQLITE_PREFIX = "sqlite:///"
 def sqlite_path(url: str) -> str:
     """The file path in a `sqlite:///PATH` URL (`sqlite:////abs/path` for an absolute one)."""
     if not url.startswith(SQLITE_PREFIX):
-        raise SettingsStoreError(f"A SQLite store URL starts with {SQLITE_PREFIX}; got {url!r}.")
+        raise SettingsStoreError(
+            f"A SQLite store URL starts with {SQLITE_PREFIX}; got {mask_url(url)!r}."
+        )
     return url[len(SQLITE_PREFIX) :]
 
 

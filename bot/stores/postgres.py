@@ -74,6 +74,9 @@ _UNAVAILABLE: tuple[type[BaseException], ...] = (
     asyncpg.exceptions.OperatorInterventionError,  # admin shutdown, cannot connect now
     asyncpg.exceptions.TooManyConnectionsError,
 )
+#: Errors after which a connection must not be used again (asyncpg may leave its protocol
+#: mid-operation when the socket dies under a query).
+_BROKEN = (*_UNAVAILABLE, asyncpg.exceptions.InternalClientError)
 
 
 def lock_key(name: str) -> int:
@@ -132,24 +135,35 @@ class PostgresSettingsStore(StoreBase):
         return self._pool
 
     async def _run(self, action: str, work: Callable[[asyncpg.Connection], Awaitable[T]]) -> T:
-        """`work` on a pooled connection, retried once on a connection that died under it."""
+        """`work` on a pooled connection. A connection that fails under it (killed, cut, the
+        server restarted) is thrown away, never reused, and the call is tried once more on a
+        fresh one: every statement here is idempotent."""
         for attempt in (1, 2):
+            pool = self._live_pool()
             try:
-                async with self._live_pool().acquire(timeout=CONNECT_TIMEOUT) as conn:
-                    return await work(conn)
+                conn = await pool.acquire(timeout=CONNECT_TIMEOUT)
             except _UNAVAILABLE as exc:
-                if attempt == 1 and _connection_lost(exc):
-                    log.info("settings store %s: connection lost, retrying", self.shown_url)
-                    continue
-                log.warning(
-                    "settings store %s unavailable (%s): %s", self.shown_url, action, _reason(exc)
-                )
-                raise SettingsUnavailableError() from exc
+                raise self._unavailable(action, exc) from exc
+            try:
+                return await work(conn)
+            except _BROKEN as exc:
+                with contextlib.suppress(asyncpg.InterfaceError):  # the pool dropped it already
+                    conn.terminate()
+                if attempt == 2:
+                    raise self._unavailable(action, exc) from exc
+                log.info("settings store %s: connection lost, retrying", self.shown_url)
             except asyncpg.PostgresError as exc:
                 raise SettingsStoreError(
                     f"Cannot {action} the settings store {self.shown_url}: {_reason(exc)}."
                 ) from exc
+            finally:
+                with contextlib.suppress(*_UNAVAILABLE):
+                    await pool.release(conn)
         raise AssertionError("unreachable")  # pragma: no cover
+
+    def _unavailable(self, action: str, exc: BaseException) -> SettingsUnavailableError:
+        log.warning("settings store %s unavailable (%s): %s", self.shown_url, action, _reason(exc))
+        return SettingsUnavailableError()
 
     async def _migrate(self, conn: asyncpg.Connection) -> int:
         known = len(MIGRATIONS)
@@ -271,12 +285,14 @@ class PostgresSettingsStore(StoreBase):
         try:
             conn = await pool.acquire(timeout=CONNECT_TIMEOUT)
         except _UNAVAILABLE as exc:
-            raise SettingsUnavailableError() from exc
+            raise self._unavailable("lock", exc) from exc
         try:
             try:
                 await conn.execute("SELECT pg_advisory_lock($1)", key)
-            except _UNAVAILABLE as exc:
-                raise SettingsUnavailableError() from exc
+            except _BROKEN as exc:
+                with contextlib.suppress(asyncpg.InterfaceError):
+                    conn.terminate()
+                raise self._unavailable("lock", exc) from exc
             try:
                 yield
             finally:
@@ -294,18 +310,6 @@ class PostgresSettingsStore(StoreBase):
                 await asyncio.wait_for(pool.close(), COMMAND_TIMEOUT)
             except _UNAVAILABLE:  # TimeoutError included
                 pool.terminate()
-
-
-def _connection_lost(exc: BaseException) -> bool:
-    """A connection that died while idle in the pool (killed, server restarted): a fresh one
-    may well work, so the call is worth one retry."""
-    return isinstance(
-        exc,
-        asyncpg.PostgresConnectionError
-        | asyncpg.InterfaceError
-        | asyncpg.exceptions.AdminShutdownError
-        | ConnectionResetError,
-    )
 
 
 def _reason(exc: BaseException) -> str:

@@ -87,6 +87,27 @@ async def test_schema_values_and_meta_without_cache(postgres_url: str) -> None:
     assert SECRET not in message and ":***@" in message and "\n" not in message
 
 
+@pytest.mark.parametrize("driver", ["sqlite", "postgresql"])
+async def test_meta_rows_and_locks_in_both_drivers(
+    driver: str, postgres_url: str, tmp_path: Path
+) -> None:
+    url = f"sqlite:///{tmp_path / 's.sqlite3'}" if driver == "sqlite" else postgres_url
+    store = await open_store(url, registry())
+    try:
+        assert await store.get_meta("commands.sha256.global") is None
+        await store.set_meta("commands.sha256.global", "one")
+        await store.set_meta("commands.sha256.global", "two")
+        assert await store.get_meta("commands.sha256.global") == "two"
+        await store.put_rows([(9, "model", '"tiny"'), (2, "temperature", "0.5")])
+        await store.put_rows([(2, "temperature", "0.75")])
+        assert await store.rows() == [(2, "temperature", "0.75"), (9, "model", '"tiny"')]
+        assert await store.get(2, "temperature") == 0.75
+        async with store.exclusive("charbot.identify.0"):
+            pass
+    finally:
+        await store.close()
+
+
 async def test_killed_connections_and_an_outage_are_survived(
     postgres_url: str, caplog: pytest.LogCaptureFixture
 ) -> None:
