@@ -2,12 +2,12 @@
 
 The defaults suit a corpus of about 1 MB (tinyshakespeare) on a few CPU cores: a 2-layer LSTM of
 256 units trained on 32 parallel streams of 64 characters with the recurrent state carried from
-window to window (truncated backpropagation through time), at a peak learning rate of 1e-2, with
-dropout 0.3. Tuned with `bench/training.py` on a 2-core machine: shorter windows (more updates
-per second) and the higher learning rate each lowered the 90-second loss; 384 units were too slow
-to learn anything in that budget; without dropout a 15-minute run (~18,000 steps, ~36 epochs)
-overfits after ~8,000 steps and ends at 1.51 instead of 1.46. Dropout costs ~0.09 at 90 s, where
-the target is far (1.57 < 1.88). See `models/shakespeare.md`.
+window to window (truncated backpropagation through time), at a peak learning rate of 1e-2.
+Tuned with `bench/training.py` on a 2-core machine: shorter windows (more updates per second) and
+the higher learning rate each lowered the 90-second loss; 384 units were too slow to learn
+anything in that budget. Dropout is not one value: a 90-second run is best without it and a
+15-minute run overfits without it, so by default it is chosen from the run's size
+(`exporter.budget`). See `docs/training-notes.md`.
 """
 
 from __future__ import annotations

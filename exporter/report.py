@@ -8,7 +8,7 @@ on one `compare.png`.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -96,8 +96,10 @@ def report(run_dirs: list[Path], compare_png: Path) -> tuple[str, list[RunSummar
     """The table of the runs, and their validation curves drawn on `compare_png`."""
     runs = [summarize_run(d) for d in run_dirs]
     names = [r.name for r in runs]
-    labels = [
-        r.name if names.count(r.name) == 1 else str(d) for r, d in zip(runs, run_dirs, strict=True)
+    # Runs of the same name (runs/a/90s, runs/b/90s) go by their whole path.
+    runs = [
+        r if names.count(r.name) == 1 else replace(r, name=str(d))
+        for r, d in zip(runs, run_dirs, strict=True)
     ]
-    draw_compare([(label, r.rows) for label, r in zip(labels, runs, strict=True)], compare_png)
+    draw_compare([(r.name, r.rows) for r in runs], compare_png)
     return table(runs), runs
