@@ -486,8 +486,7 @@ def main_int8(args: argparse.Namespace) -> int:
             "onnxruntime": ort.__version__,
             "load_average_at_end": os.getloadavg(),
         },
-        "model": {"name": info.name, "path": described, "cell": info.cell,
-                  "layers": info.layers, "hidden": info.hidden},
+        "model": {"name": info.name, "path": described, "description": info.description},
         "reps": args.reps,
         "int8_comparison": comparison,
     }  # fmt: skip

@@ -12,20 +12,19 @@ model whose checkpoint is gone, and says what it could not know.
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from exporter.checkpoint import Checkpoint
-from exporter.errors import CheckpointError, ExportError
+from exporter.errors import ExportError
 from exporter.metrics import METRICS_FILE, MetricsRow, read_metrics
 from exporter.onnx_export import ParityReport, read_metadata
 from exporter.plots import draw_curve
-from exporter.quantize import QualityReport, quantization_of
+from exporter.quantize import QualityReport
 from exporter.sampling import SamplingParams, encode_prompt, generate, open_backend
-from models import contract
+from models.contract import ContractMetadata, Quantization
 
 CARD_TEMPERATURES = (0.2, 0.8, 1.2)
 
@@ -56,23 +55,17 @@ def write_card(
 ) -> Path:
     """Write `NAME.md` (and `NAME.curve.png` when there is a curve to draw); return the card."""
     metadata = read_metadata(model_path)
-    try:
-        model = json.loads(metadata[contract.META_MODEL])
-        training = json.loads(metadata[contract.META_TRAINING])
-        tokenizer = json.loads(metadata[contract.META_TOKENIZER])
-    except json.JSONDecodeError as exc:
-        raise CheckpointError(f"{model_path} has metadata that is not valid JSON") from exc
-    quantization = quantization_of(metadata)
+    training = dict(metadata.training)
     rows = _curve_rows(checkpoint, checkpoint_path)
     curve = curve_path(model_path)
     if rows:
         draw_curve(rows, curve, title=model_path.name)
     sections = [
-        _header(model_path, model, training, tokenizer, quantization),
+        _header(model_path, metadata, training),
         _corpus(training, checkpoint),
         _recipe(training, checkpoint),
-        _training(training, checkpoint),
-        _check(parity, quality, quantization),
+        _training(training),
+        _check(parity, quality, metadata.quantization),
         _curve(curve if rows else None, checkpoint_path, rows),
         _samples(model_path, samples),
     ]
@@ -87,38 +80,37 @@ def write_card(
 # --- sections -------------------------------------------------------------------------------
 
 
-def _header(
-    path: Path,
-    model: dict[str, Any],
-    training: dict[str, Any],
-    tokenizer: dict[str, Any],
-    quantization: dict[str, Any] | None,
-) -> str:
-    level = tokenizer.get("level", "char")
-    vocab = len(tokenizer.get("vocab", []))
-    weights = "int8 weights (dynamic quantization)" if quantization else "float32 weights"
+def _header(path: Path, metadata: ContractMetadata, training: dict[str, Any]) -> str:
+    model, level = metadata.model, metadata.tokenizer.level
+    cell = model.cell.upper()
+    quantization = metadata.quantization
+    weights = (
+        f"{quantization.weights} weights ({quantization.method} quantization)"
+        if quantization
+        else "float32 weights"
+    )
     size = path.stat().st_size
-    dropout = model.get("dropout")
+    dropout = f"; dropout {model.dropout:g} (training only)" if model.dropout else ""
     lines = [
         f"# {path.name}",
         "",
-        f"A {level}-level {str(model.get('cell', '?')).upper()} trained on "
-        f"{training.get('corpus', 'an unrecorded corpus')}. Written by `python -m exporter`.",
+        f"A {level}-level {cell} trained on {training.get('corpus', 'an unrecorded corpus')}. "
+        "Written by `python -m exporter`.",
         "",
         "| | |",
         "| --- | --- |",
-        f"| model | {str(model.get('cell', '?')).upper()}, {model.get('layers')} layers x "
-        f"{model.get('hidden')} units, embedding {model.get('embedding')}, {vocab} {level} "
-        f"tokens" + (f"; dropout {dropout:g} (training only)" if dropout else "") + " |",
-        f"| parameters | {model.get('parameters', 0):,} |",
+        f"| model | {cell}, {model.layers} layers x {model.hidden} units, embedding "
+        f"{model.embedding}, {metadata.tokenizer.vocab_size} {level} tokens{dropout} |",
+        f"| parameters | {model.parameters:,} |",
         f"| file | `{path.name}`, {size:,} bytes ({size / 2**20:.2f} MiB), {weights}; contract "
-        f"format {contract.FORMAT_VERSION} |",
+        f"format {metadata.format} |",
     ]
     return "\n".join(lines)
 
 
 def _corpus(training: dict[str, Any], checkpoint: Checkpoint | None) -> str:
-    files = (checkpoint or {}).get("corpus", {}).get("files") or training.get("files") or []
+    corpus: dict[str, Any] = checkpoint["corpus"] if checkpoint else {}
+    files = corpus.get("files") or training.get("files") or []
     lines = ["## Corpus", ""]
     if files:
         lines += ["| file | format | characters | sha256 |", "| --- | --- | --- | --- |"]
@@ -134,7 +126,7 @@ def _corpus(training: dict[str, Any], checkpoint: Checkpoint | None) -> str:
         )
     if len(files) > 1:
         lines += ["", f"All files together: sha256 `{training.get('sha256')}`."]
-    summary = (checkpoint or {}).get("corpus", {}).get("summary")
+    summary = corpus.get("summary")
     if summary:
         from exporter.data import describe_summary
 
@@ -147,7 +139,7 @@ def _corpus(training: dict[str, Any], checkpoint: Checkpoint | None) -> str:
 
 def _recipe(training: dict[str, Any], checkpoint: Checkpoint | None) -> str:
     lines = ["## Recipe", "", "    " + str(training.get("command") or "(not recorded)")]
-    config = (checkpoint or {}).get("train_config")
+    config = checkpoint["train_config"] if checkpoint else None
     if config:
         shown = ", ".join(
             f"{key} {value}"
@@ -160,7 +152,7 @@ def _recipe(training: dict[str, Any], checkpoint: Checkpoint | None) -> str:
     return "\n".join(lines)
 
 
-def _training(training: dict[str, Any], checkpoint: Checkpoint | None) -> str:
+def _training(training: dict[str, Any]) -> str:
     seconds = float(training.get("seconds") or 0.0)
     steps = int(training.get("steps") or 0)
     tokens = int(training.get("tokens") or 0)
@@ -179,7 +171,7 @@ def _training(training: dict[str, Any], checkpoint: Checkpoint | None) -> str:
 
 
 def _check(
-    parity: ParityReport | None, quality: QualityReport | None, quantization: dict[str, Any] | None
+    parity: ParityReport | None, quality: QualityReport | None, quantization: Quantization | None
 ) -> str:
     lines = ["## Export check", ""]
     if quality is not None:
@@ -187,8 +179,8 @@ def _check(
         lines += ["    " + line for line in quality.table().splitlines()]
     elif quantization is not None:
         lines.append(
-            f"int8 file: validation loss {quantization.get('int8_val_loss')} against "
-            f"{quantization.get('fp32_val_loss')} for fp32 (recorded at quantization)."
+            f"{quantization.weights} file: validation loss {quantization.quantized_val_loss:.4f} "
+            f"against {quantization.fp32_val_loss:.4f} for fp32 (recorded at quantization)."
         )
     if parity is not None:
         if quality is not None:
@@ -247,9 +239,11 @@ def _curve_rows(checkpoint: Checkpoint | None, checkpoint_path: Path | None) -> 
                 return rows
     if checkpoint is None:
         return []
-    history = checkpoint.get("history") or {}
-    train_loss = [float(v) for v in history.get("train_loss", [])]
-    val = [(int(s), float(v)) for s, v in history.get("val", [])]
+    history = checkpoint.get("history")
+    if history is None:
+        return []
+    train_loss = [float(v) for v in history["train_loss"]]
+    val = [(int(s), float(v)) for s, v in history["val"]]
     steps = int(checkpoint.get("step") or 0)
     pace = float(checkpoint.get("elapsed") or 0.0) / steps if steps else 0.0
     rows, previous = [], 0

@@ -30,7 +30,13 @@ from tqdm import tqdm
 
 from exporter import quantize
 from exporter.card import SampleSpec, write_card
-from exporter.checkpoint import build_model, build_tokenizer, load_checkpoint, training_metadata
+from exporter.checkpoint import (
+    Checkpoint,
+    build_model,
+    build_tokenizer,
+    load_checkpoint,
+    training_metadata,
+)
 from exporter.config import CORPUS_FORMATS, DEVICES, LEVELS, PRECISIONS, TrainConfig
 from exporter.data import describe_summary
 from exporter.errors import ExporterError, ExportError, TrainingInterrupted
@@ -38,7 +44,9 @@ from exporter.onnx_export import ParityReport, export_onnx, read_metadata, verif
 from exporter.report import COMPARE_FILE, report
 from exporter.sampling import SamplingParams, encode_prompt, generate, open_backend
 from exporter.train import describe, train
-from models.contract import CELLS
+from models.charrnn import CharRNN
+from models.contract import CELLS, Quantization
+from models.tokenizers import Tokenizer
 
 PROG = "python -m exporter"
 DEFAULTS = TrainConfig()
@@ -363,9 +371,8 @@ def run_verify(args: argparse.Namespace, argv: list[str]) -> int:
             f"{args.model} was not exported from {args.checkpoint}: their vocabularies or model "
             "shapes differ"
         )
-    quantization = quantize.quantization_of(metadata)
-    if quantization is not None:
-        return _verify_quantized(args, model, tokenizer, checkpoint, quantization)
+    if metadata.quantization is not None:
+        return _verify_quantized(args, model, tokenizer, checkpoint, metadata.quantization)
     parity = verify_parity(args.model, model, tolerance=args.tolerance)
     print(parity.table())
     return _parity_verdict(parity)
@@ -373,15 +380,15 @@ def run_verify(args: argparse.Namespace, argv: list[str]) -> int:
 
 def _verify_quantized(
     args: argparse.Namespace,
-    model: Any,
-    tokenizer: Any,
-    checkpoint: dict[str, Any],
-    quantization: dict[str, Any],
+    model: CharRNN,
+    tokenizer: Tokenizer,
+    checkpoint: Checkpoint,
+    quantization: Quantization,
 ) -> int:
     """An int8 file against its checkpoint: the validation-loss rise, not logit parity."""
-    limit = args.max_loss_increase
+    limit: float = args.max_loss_increase
     if limit is None:
-        limit = float(quantization.get("max_loss_increase", quantize.DEFAULT_MAX_LOSS_INCREASE))
+        limit = quantization.max_loss_increase
     val_ids = quantize.validation_ids(checkpoint, args.checkpoint)
     with tempfile.TemporaryDirectory(prefix="charbot-verify-") as tmp:
         fp32 = export_onnx(model, tokenizer, training_metadata(checkpoint), Path(tmp) / "fp32.onnx")

@@ -3,10 +3,10 @@
 Dynamic quantization stores the weights of the recurrent layers and the output projection as
 int8 and quantizes their inputs on the fly; inputs, outputs, state and metadata keep the contract
 (float32 state and logits), so the bot loads the file like any other. The metadata gains a
-`charbot.quantization` entry saying how, and what it cost:
+`charbot.quantization` entry saying how, and what it cost (`models.contract.Quantization`):
 
     {"method": "dynamic", "weights": "int8", "tool": "onnxruntime 1.22.0",
-     "fp32_val_loss": 1.4617, "int8_val_loss": 1.4650, "max_loss_increase": 0.02,
+     "fp32_val_loss": 1.4617, "quantized_val_loss": 1.4633, "max_loss_increase": 0.02,
      "val_loss_unit": "nats per token"}
 
 Logits move by far more than the 1e-4 of an fp32 export, so the check of a quantized file is its
@@ -15,12 +15,10 @@ validation loss against the fp32 model's on the same text, not logit parity.
 
 from __future__ import annotations
 
-import json
 import logging
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import onnx
@@ -31,12 +29,13 @@ from exporter.config import TrainConfig
 from exporter.data import encode_splits, read_corpora
 from exporter.discord_export import DiscordOptions
 from exporter.errors import CorpusError, ExportError
-from exporter.onnx_export import ORT_ERRORS, open_session, read_metadata
+from exporter.onnx_export import open_session, read_metadata
 from models import contract
+from models.contract import Quantization
+from models.ort import ORT_ERRORS
 
 log = logging.getLogger(__name__)
 
-META_QUANTIZATION = "charbot.quantization"
 QUANTIZE_CHOICES = ("int8",)
 #: How much the validation loss may rise, nats per token, before an int8 export is refused.
 DEFAULT_MAX_LOSS_INCREASE = 0.02
@@ -93,8 +92,7 @@ def quantize_int8(source: Path, target: Path) -> None:
         finally:
             logging.disable(logging.NOTSET)
         proto = onnx.load(str(target))
-        del proto.metadata_props[:]
-        onnx.helper.set_model_props(proto, metadata)
+        _set_props(proto, metadata.to_props())
         onnx.save(proto, str(target))
     except OSError as exc:
         raise ExportError(f"cannot write {target}: {exc.strerror or exc}") from exc
@@ -102,39 +100,20 @@ def quantize_int8(source: Path, target: Path) -> None:
         raise ExportError(f"ONNX Runtime could not quantize {source}: {exc}") from exc
 
 
-def set_quantization_metadata(path: Path, entry: dict[str, Any]) -> None:
-    proto = onnx.load(str(path))
-    props = {p.key: p.value for p in proto.metadata_props}
-    props[META_QUANTIZATION] = json.dumps(entry)
+def _set_props(proto: onnx.ModelProto, props: dict[str, str]) -> None:
     del proto.metadata_props[:]
     onnx.helper.set_model_props(proto, props)
-    onnx.save(proto, str(path))
 
 
-def quantization_entry(report: QualityReport) -> dict[str, Any]:
-    return {
-        "method": "dynamic",
-        "weights": "int8",
-        "tool": f"onnxruntime {ort.__version__}",
-        "fp32_val_loss": round(report.fp32_val_loss, 6),
-        "int8_val_loss": round(report.int8_val_loss, 6),
-        "max_loss_increase": report.max_loss_increase,
-        "val_loss_unit": "nats per token",
-    }
-
-
-def quantization_of(metadata: dict[str, str]) -> dict[str, Any] | None:
-    """The file's `charbot.quantization` entry, or None for an fp32 model."""
-    raw = metadata.get(META_QUANTIZATION)
-    if raw is None:
-        return None
-    try:
-        entry = json.loads(raw)
-    except json.JSONDecodeError as exc:
-        raise ExportError(f"the {META_QUANTIZATION} metadata is not valid JSON: {exc}") from exc
-    if not isinstance(entry, dict):
-        raise ExportError(f"the {META_QUANTIZATION} metadata is not a JSON object")
-    return entry
+def quantization_entry(report: QualityReport) -> Quantization:
+    return Quantization(
+        method="dynamic",
+        weights="int8",
+        tool=f"onnxruntime {ort.__version__}",
+        fp32_val_loss=round(report.fp32_val_loss, 6),
+        quantized_val_loss=round(report.int8_val_loss, 6),
+        max_loss_increase=report.max_loss_increase,
+    )
 
 
 def validation_ids(checkpoint: Checkpoint, path: Path) -> np.ndarray:
@@ -163,8 +142,7 @@ def onnx_val_loss(path: Path, val_ids: np.ndarray) -> float:
     """Mean cross-entropy (nats per token) of a contract file on `val_ids`, read as up to 16
     contiguous streams with the state carried: the trainer's final validation, in ONNX Runtime."""
     session = open_session(path)
-    meta = read_metadata(path, session)
-    shape = json.loads(meta[contract.META_MODEL])
+    shape = read_metadata(path, session).model
     if len(val_ids) < 2:
         raise CorpusError("the validation text is too short to measure a loss on")
     streams = max(1, min(EVAL_STREAMS, (len(val_ids) - 1) // 64))
@@ -172,7 +150,7 @@ def onnx_val_loss(path: Path, val_ids: np.ndarray) -> float:
     x = val_ids[: streams * length].reshape(streams, length).astype(np.int64)
     y = val_ids[1 : streams * length + 1].reshape(streams, length)
     state = np.zeros(
-        contract.state_shape(shape["cell"], shape["layers"], streams, shape["hidden"]),
+        contract.state_shape(shape.cell, shape.layers, streams, shape.hidden),
         dtype=np.float32,
     )
     total = 0.0
@@ -212,7 +190,10 @@ def export_int8(
         report = measure_quality(fp32, candidate, val_ids, max_loss_increase)
         if not report.ok:
             raise ExportError(report.refusal(target))
-        set_quantization_metadata(candidate, quantization_entry(report))
+        proto = onnx.load(str(candidate))
+        metadata = replace(read_metadata(candidate), quantization=quantization_entry(report))
+        _set_props(proto, metadata.to_props())
+        onnx.save(proto, str(candidate))
         try:
             target.parent.mkdir(parents=True, exist_ok=True)
             target.write_bytes(candidate.read_bytes())

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
 
 from exporter.checkpoint import load_checkpoint
 from exporter.config import TrainConfig
@@ -55,7 +54,7 @@ def summarize_run(run_dir: Path) -> RunSummary:
     if not last_path.exists() and not best_path.exists():
         raise CheckpointError(f"{run_dir} holds no training run (no last.pt or best.pt)")
     latest = load_checkpoint(last_path if last_path.exists() else best_path)
-    best: dict[str, Any] = load_checkpoint(best_path) if best_path.exists() else latest
+    best = load_checkpoint(best_path) if best_path.exists() else latest
     final = best.get("val_loss") is not None
     loss = best.get("val_loss") if final else latest.get("best_val_loss")
     config = TrainConfig.from_dict(latest["train_config"])

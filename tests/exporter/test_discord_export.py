@@ -21,8 +21,9 @@ ALICE = {
     "isBot": False,
     "roles": [{"id": "900", "name": "Moderators", "color": None, "position": 1}],
 }
-BOB = {"id": "102", "name": "bob_b", "nickname": None, "isBot": False, "roles": []}
-ROBOT = {"id": "103", "name": "MEE6", "nickname": "MEE6", "isBot": True, "roles": []}  # fmt: skip
+BOB: dict[str, Any] = {"id": "102", "name": "bob_b", "nickname": None, "isBot": False, "roles": []}
+ROBOT: dict[str, Any] = {"id": "103", "name": "MEE6", "nickname": "MEE6", "isBot": True,
+                         "roles": []}  # fmt: skip
 
 
 def message(

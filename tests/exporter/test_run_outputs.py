@@ -3,7 +3,6 @@ and int8 exports judged by their validation loss."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
@@ -13,7 +12,7 @@ from matplotlib.image import imread
 from bot.generation.model import load_model
 from exporter.checkpoint import load_checkpoint
 from exporter.metrics import COLUMNS, read_metrics
-from exporter.quantize import META_QUANTIZATION
+from exporter.onnx_export import read_metadata
 from exporter.train import TrainResult
 from tests.exporter.test_cli import assert_one_sentence, run
 
@@ -98,10 +97,10 @@ def test_int8_is_smaller_keeps_the_contract_and_generates(
     assert run(capsys, "export", str(trained.best_path), "-o", str(fp32), "--length", "10")[0] == 0
     assert int8_model.stat().st_size < fp32.stat().st_size
     loaded = load_model(int8_model)  # the bot's own contract check
-    quantization = json.loads(loaded.session.get_modelmeta().custom_metadata_map[META_QUANTIZATION])
-    assert quantization["weights"] == "int8" and quantization["method"] == "dynamic"
-    increase = quantization["int8_val_loss"] - quantization["fp32_val_loss"]
-    assert 0 < increase <= 0.02
+    quantization = read_metadata(int8_model).quantization
+    assert quantization is not None
+    assert quantization.weights == "int8" and quantization.method == "dynamic"
+    assert 0 < quantization.loss_increase <= 0.02
     logits, _ = loaded.run(np.array([[1, 2, 3]], dtype=np.int64), loaded.zero_state(1))
     assert logits.shape == (1, 3, loaded.vocab_size)
     status, printed, _ = run(capsys, "sample", str(int8_model), "--length", "25", "--seed", "3")
@@ -121,9 +120,9 @@ def test_int8_past_the_allowed_loss_increase_is_refused(
     assert status == 1
     assert_one_sentence(err)
     assert "refusing to write" in err and "--max-loss-increase 0" in err
-    meta = load_model(int8_model).session.get_modelmeta().custom_metadata_map
-    figures = json.loads(meta[META_QUANTIZATION])
-    assert f"{figures['fp32_val_loss']:.4f}" in err and f"{figures['int8_val_loss']:.4f}" in err
+    figures = read_metadata(int8_model).quantization
+    assert figures is not None
+    assert f"{figures.fp32_val_loss:.4f}" in err and f"{figures.quantized_val_loss:.4f}" in err
     assert not out.exists() and not out.with_suffix(".md").exists()
     status, _, err = run(
         capsys, "verify", str(int8_model), str(trained.best_path), "--max-loss-increase", "0"
