@@ -52,6 +52,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.common import benchmark_model, write_json
 from bot.generation import Engine, EngineConfig, GenerationParams
 from bot.generation.model import CPU, LoadedModel, load_model, session_options
+from bot.generation.params import GenerationLimits
 from bot.generation.sampling import BatchSampler
 from models import contract
 from models.charrnn import CharRNN, CharRNNConfig
@@ -148,12 +149,18 @@ def torch_steps(model: CharRNN, ids: list[int], n: int, seed: int) -> float:
     return time.perf_counter() - began
 
 
+def single_engine_config(n: int) -> EngineConfig:
+    """One worker, one thread, and a length limit that lets an `n`-character run through."""
+    limits = GenerationLimits(max_length=max(n, GenerationLimits().max_length))
+    return EngineConfig(provider="cpu", workers=1, intra_op_threads=1, limits=limits)
+
+
 async def single_stream(path: Path, torch_model: CharRNN, n: int, reps: int) -> dict[str, Any]:
     torch.set_num_threads(1)
     model = load_model(path, "cpu", intra_op_threads=1)
     session = ort.InferenceSession(str(path), session_options(1), providers=[CPU])
     ids = model.tokenizer.encode(PROMPT).ids
-    engine = await Engine.start(path, EngineConfig(provider="cpu", workers=1, intra_op_threads=1))
+    engine = await Engine.start(path, single_engine_config(n))
     params = GenerationParams(max_length=n, temperature=SAMPLING.temperature)
     per_char: dict[str, list[float]] = {"engine": [], "bare": [], "torch": []}
     try:
@@ -280,7 +287,7 @@ async def engine_single(engine: Engine, n: int, seed: int) -> float:
 
 async def int8_comparison(fp32: Path, int8: Path, args: argparse.Namespace) -> dict[str, Any]:
     kinds = {"fp32": fp32, "int8": int8}
-    single_cfg = EngineConfig(provider="cpu", workers=1, intra_op_threads=1)
+    single_cfg = single_engine_config(args.chars)
     conc_cfg = EngineConfig(
         provider="cpu", workers=args.workers, intra_op_threads=1, max_batch=32,
         max_queue=args.requests,

@@ -12,14 +12,13 @@ model whose checkpoint is gone, and says what it could not know.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from exporter.checkpoint import Checkpoint
 from exporter.errors import ExportError
-from exporter.metrics import METRICS_FILE, MetricsRow, read_metrics
+from exporter.metrics import METRICS_FILE, MetricsRow, read_metrics, rows_from_history
 from exporter.onnx_export import ParityReport, read_metadata
 from exporter.plots import draw_curve
 from exporter.quantize import QualityReport
@@ -237,19 +236,4 @@ def _curve_rows(checkpoint: Checkpoint | None, checkpoint_path: Path | None) -> 
             rows = read_metrics(metrics)
             if rows:
                 return rows
-    if checkpoint is None:
-        return []
-    history = checkpoint.get("history")
-    if history is None:
-        return []
-    train_loss = [float(v) for v in history["train_loss"]]
-    val = [(int(s), float(v)) for s, v in history["val"]]
-    steps = int(checkpoint.get("step") or 0)
-    pace = float(checkpoint.get("elapsed") or 0.0) / steps if steps else 0.0
-    rows, previous = [], 0
-    for step, loss in val:
-        window = train_loss[previous:step]
-        mean = sum(window) / len(window) if window else math.nan
-        rows.append(MetricsRow(step, step * pace, 0.0, mean, loss, 0.0))
-        previous = step
-    return rows
+    return [] if checkpoint is None else rows_from_history(checkpoint)

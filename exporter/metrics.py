@@ -22,6 +22,7 @@ import time
 from dataclasses import astuple, dataclass
 from pathlib import Path
 
+from exporter.checkpoint import Checkpoint
 from exporter.errors import CheckpointError, ConfigError
 from exporter.plots import draw_curve
 
@@ -143,3 +144,22 @@ def as_columns(rows: list[MetricsRow]) -> dict[str, list[float]]:
     return {
         name: [float(v) for v in values] for name, values in zip(COLUMNS, columns, strict=False)
     }
+
+
+def rows_from_history(checkpoint: Checkpoint) -> list[MetricsRow]:
+    """Rows rebuilt from a checkpoint's history, for a run without metrics.csv: one per
+    validation, the mean training loss since the previous one, and the time axis spread at the
+    run's mean pace (the history holds no times); learning rate and throughput unknown (0)."""
+    history = checkpoint.get("history")
+    if history is None:
+        return []
+    train_loss = [float(v) for v in history["train_loss"]]
+    steps = int(checkpoint["step"])
+    pace = float(checkpoint.get("elapsed") or 0.0) / steps if steps else 0.0
+    rows, previous = [], 0
+    for step, loss in ((int(s), float(v)) for s, v in history["val"]):
+        window = train_loss[previous:step]
+        mean = sum(window) / len(window) if window else math.nan
+        rows.append(MetricsRow(step, step * pace, 0.0, mean, loss, 0.0))
+        previous = step
+    return rows

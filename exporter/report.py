@@ -2,8 +2,8 @@
 
 For each run directory: the best validation loss (best.pt's final figure on the whole validation
 text, or the best periodic one while the run goes on), steps, training time, tokens per second
-and the recipe, from its checkpoints; then the runs' validation curves (from their metrics.csv)
-on one `compare.png`.
+and the recipe, from its checkpoints; then the runs' validation curves (from their metrics.csv,
+or the checkpoint's history for a run without one) on one `compare.png`.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from pathlib import Path
 from exporter.checkpoint import load_checkpoint
 from exporter.config import TrainConfig
 from exporter.errors import CheckpointError
-from exporter.metrics import METRICS_FILE, MetricsRow, read_metrics
+from exporter.metrics import METRICS_FILE, MetricsRow, read_metrics, rows_from_history
 from exporter.plots import draw_compare
 
 COMPARE_FILE = "compare.png"
@@ -60,7 +60,7 @@ def summarize_run(run_dir: Path) -> RunSummary:
     config = TrainConfig.from_dict(latest["train_config"])
     steps, seconds = int(latest["step"]), float(latest.get("elapsed") or 0.0)
     metrics = run_dir / METRICS_FILE
-    rows = read_metrics(metrics) if metrics.is_file() else []
+    rows = read_metrics(metrics) if metrics.is_file() else rows_from_history(latest)
     tokens = steps * config.batch_size * config.seq_len
     return RunSummary(
         name=run_dir.name or str(run_dir),
