@@ -25,6 +25,7 @@ from bot.backends import ModelRegistry
 from bot.completions import CompletionService
 from bot.config import Config
 from bot.errors import PluginError
+from bot.ops.server import OpsServer, serve_ops
 from bot.plugins import PluginSource
 from bot.services import Services
 from bot.settings import SettingsRegistry
@@ -78,6 +79,7 @@ class CharBot(commands.AutoShardedBot):
         self.identify_gate = IdentifyGate(
             services.settings, config.discord.identify_spacing_seconds
         )
+        self.ops_server: OpsServer | None = None  # metrics and health, when metrics.port is set
 
     # -- the services, by their short names -------------------------------------------------
 
@@ -112,6 +114,8 @@ class CharBot(commands.AutoShardedBot):
     # -- start-up -------------------------------------------------------------------------
 
     async def setup_hook(self) -> None:
+        # First, so /healthz and /readyz answer while the models load and the gateway connects.
+        self.ops_server = await serve_ops(self)
         # Buckets are shard_id % max_concurrency; discord.py does not keep the figure.
         limits = await self.fetch_session_start_limits()
         self.identify_gate.max_concurrency = limits.max_concurrency
@@ -178,7 +182,7 @@ class CharBot(commands.AutoShardedBot):
             raise PluginError(f"Plugin {name!r} is already loaded.") from exc
         except commands.ExtensionError as exc:
             cause = exc.__cause__ or exc
-            self.plugin_failures[name] = f"{type(cause).__name__}: {cause}"
+            self.services.plugin_failed(name, cause)
             raise PluginError(f"Plugin {name!r} ({source.origin}) failed to load: {cause}") from exc
         self.plugin_failures.pop(name, None)
         log.info("plugin %r loaded from %s", name, source.origin)
@@ -239,3 +243,5 @@ class CharBot(commands.AutoShardedBot):
         await super().close()
         await self.identify_gate.close()
         await self.services.close()
+        if self.ops_server is not None:
+            await self.ops_server.close()

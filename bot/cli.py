@@ -20,6 +20,7 @@ from bot.app import CharBot, point_discord_at
 from bot.config import Config, load_config
 from bot.console import run_console
 from bot.errors import CharbotError
+from bot.ops.logs import configure_logging
 from bot.runtime import build_bot, build_services
 from bot.stores.copy import copy_settings
 
@@ -34,6 +35,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--config", type=Path, help="a TOML config file")
     parser.add_argument(
         "--log-level", choices=["DEBUG", "INFO", "WARNING", "ERROR"], help="logging level"
+    )
+    parser.add_argument(
+        "--log-format", choices=["text", "json"], help="log lines as text or one JSON object each"
     )
     parser.add_argument("--model", help="the default model's name (from the config)")
     sub = parser.add_subparsers(dest="command")
@@ -50,6 +54,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     run.add_argument(
         "--shard-ids", metavar="0,1", help="this process's shards, comma-separated (default: all)"
     )
+    run.add_argument(
+        "--metrics-port",
+        type=int,
+        metavar="PORT",
+        help="serve /metrics, /healthz and /readyz on this port (0: off, the default)",
+    )
     sub.add_parser("chat", help="chat with the model in this terminal")
     store = sub.add_parser("store", help="manage the settings store")
     store_sub = store.add_subparsers(dest="store_command", required=True)
@@ -65,6 +75,8 @@ def overrides_from(args: argparse.Namespace) -> dict[str, Any]:
     overrides: dict[str, Any] = {}
     if args.log_level:
         overrides["logging.level"] = args.log_level
+    overrides["logging.format"] = args.log_format
+    overrides["metrics.port"] = getattr(args, "metrics_port", None)
     if args.model:
         overrides["models.default"] = args.model
     if getattr(args, "sync_global", False):
@@ -137,11 +149,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         command = args.command or ("run" if config.discord.token else "chat")
         # The chat shares the terminal with its user: only warnings, unless asked for more.
         quiet = command == "chat" and not args.log_level
-        logging.basicConfig(
-            level="WARNING" if quiet else config.logging.level,
-            format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-            stream=sys.stderr,
-        )
+        configure_logging("WARNING" if quiet else config.logging.level, config.logging.format)
         if quiet:
             # discord.py warns about voice support at start-up: noise in a text chat.
             logging.getLogger("discord").setLevel(logging.ERROR)

@@ -2,21 +2,33 @@
 
 Scopes, most specific wins: the call's own option, then the channel's setting, then the config's
 default. Used by the Discord plugins and by the console chat alike.
+
+Every completion is counted by model and outcome (`bot.ops.metrics`) and runs under a request id
+(`bot.ops.logs`): `track` gives a handler's work one, so the handler's lines, this service's and
+the engine's (worker threads included) carry the same id from the interaction to the reply.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from typing import Any
 
 from bot.backends import ModelRegistry
 from bot.config import GenerationSection
-from bot.errors import EngineClosedError
+from bot.errors import (
+    EngineBusyError,
+    EngineClosedError,
+    InvalidParamsError,
+    RequestTimeoutError,
+)
 from bot.generation.backend import Completion, GenerationBackend
 from bot.generation.params import GenerationParams
+from bot.ops.logs import current_request_id, log_context, new_request_id
+from bot.ops.metrics import Metrics, Outcome
 from bot.settings import UnknownSettingError, resolve
 from bot.stores.base import SettingsStore
 
@@ -38,11 +50,13 @@ class CompletionService:
         models: ModelRegistry,
         defaults: GenerationSection,
         default_model: str,
+        metrics: Metrics | None = None,
     ) -> None:
         self.settings = settings
         self.models = models
         self.defaults = defaults
         self.default_model = default_model
+        self.metrics = metrics or Metrics()
         self.accepting = True
         self._inflight: set[asyncio.Task[Any]] = set()
         self._idle = asyncio.Event()
@@ -91,19 +105,57 @@ class CompletionService:
     ) -> Completion:
         if not self.accepting:
             raise EngineClosedError("The bot is shutting down; try again in a moment.")
-        backend = await self.channel_backend(channel_id)
-        params = await self.channel_params(channel_id, length=length, temperature=temperature)
-        return await backend.complete(prompt, params)
+        model = await self.channel_model(channel_id)
+        with log_context(request_id=current_request_id() or new_request_id(), model=model):
+            with self._counted(model):
+                backend = self.models.get(model)
+                params = await self.channel_params(
+                    channel_id, length=length, temperature=temperature
+                )
+                log.debug("completion started: %d prompt characters", len(prompt))
+                completion = await backend.complete(prompt, params)
+            # How much and how long, never what: no prompt and no generated text in the logs.
+            log.info(
+                "completion ok on %s: %d characters in %.2f s",
+                model, len(completion.text), completion.seconds,
+            )  # fmt: skip
+            return completion
+
+    @contextlib.contextmanager
+    def _counted(self, model: str) -> Iterator[None]:
+        """Count the completion by its outcome; a failure is logged by its kind only."""
+        try:
+            yield
+        except asyncio.CancelledError:
+            log.info("completion cancelled on %s: the caller went away", model)
+            raise  # nobody waits for an answer: not an outcome of the service
+        except Exception as exc:
+            outcome = outcome_of(exc)
+            self.metrics.completion(model, outcome)
+            level = logging.WARNING if outcome == "error" else logging.INFO
+            log.log(level, "completion %s on %s: %s", outcome, model, type(exc).__name__)
+            raise
+        self.metrics.completion(model, "ok")
 
     @asynccontextmanager
-    async def track(self) -> AsyncIterator[None]:
-        """Mark a handler's work as in flight, so shutdown waits until its answer is sent."""
+    async def track(
+        self, *, shard: int | None = None, guild: int | None = None, channel: int | None = None
+    ) -> AsyncIterator[None]:
+        """Mark a handler's work as in flight, so shutdown waits until its answer is sent.
+
+        The work gets a request id; it, and where the request came from, go on every log line
+        made inside.
+        """
         task = asyncio.current_task()
         assert task is not None
         self._inflight.add(task)
         self._idle.clear()
         try:
-            yield
+            with log_context(
+                request_id=new_request_id(), shard=shard, guild=guild, channel=channel
+            ):
+                log.debug("request started")
+                yield
         finally:
             self._inflight.discard(task)
             if not self._inflight:
@@ -121,3 +173,14 @@ class CompletionService:
             log.warning("%d requests still in flight at shutdown", len(self._inflight))
             return False
         return True
+
+
+def outcome_of(error: BaseException) -> Outcome:
+    """The metrics' outcome for a failed completion: a full queue, bad input, too slow, or else."""
+    if isinstance(error, EngineBusyError):
+        return "busy"
+    if isinstance(error, InvalidParamsError):
+        return "invalid"
+    if isinstance(error, RequestTimeoutError):
+        return "timeout"
+    return "error"

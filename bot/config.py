@@ -52,6 +52,7 @@ from bot.generation.params import (
     IoBinding,
     Provider,
 )
+from bot.ops.logs import LogFormat
 
 log = logging.getLogger(__name__)
 
@@ -225,6 +226,19 @@ class StoreSection:
 @dataclass(frozen=True)
 class LoggingSection:
     level: Literal["CRITICAL", "ERROR", "WARNING", "INFO", "DEBUG"] = "INFO"
+    format: LogFormat = "text"  # "json": one JSON object per line (bot.ops.logs)
+
+
+def _port(v: Any) -> str | None:
+    return None if 0 <= v <= 65535 else f"must be a TCP port from 1 to 65535, or 0 (off), not {v}"
+
+
+@dataclass(frozen=True)
+class MetricsSection:
+    """The Prometheus metrics and health endpoint (`bot.ops.server`); port 0 is off."""
+
+    host: str = "127.0.0.1"
+    port: int = field(default=0, metadata={"check": _port})
 
 
 @dataclass(frozen=True)
@@ -236,6 +250,7 @@ class Config:
     plugins: PluginsSection = field(default_factory=PluginsSection)
     store: StoreSection = field(default_factory=StoreSection)
     logging: LoggingSection = field(default_factory=LoggingSection)
+    metrics: MetricsSection = field(default_factory=MetricsSection)
     source: Path | None = None  # the TOML file it was loaded from, if any
 
 
@@ -247,6 +262,7 @@ _SECTIONS: dict[str, type[Any]] = {
     "plugins": PluginsSection,
     "store": StoreSection,
     "logging": LoggingSection,
+    "metrics": MetricsSection,
 }
 _ALL_SECTIONS = sorted([*_SECTIONS, "models"])
 _MODEL_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")

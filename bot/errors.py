@@ -8,6 +8,7 @@ CharbotError
  ├── ProviderError             an execution provider that was asked for but is not available
  ├── UnknownModelError         a model name the config does not define, or that failed to load
  ├── PluginError               a plugin not allowed, not found, or failing to load or unload
+ ├── MetricsServerError        the metrics and health endpoint cannot listen where configured
  ├── GenerationError           a request that could not be served
  │    ├── InvalidParamsError   bad generation parameters or prompt (the message says which)
  │    ├── EngineBusyError      the queue is full: busy, try again
@@ -70,3 +71,7 @@ class UnknownModelError(CharbotError):
 
 class PluginError(CharbotError):
     """A plugin that is not allowed, not found, or that failed to load or unload."""
+
+
+class MetricsServerError(CharbotError):
+    """The metrics and health endpoint cannot listen on the configured host and port."""

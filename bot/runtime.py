@@ -15,7 +15,9 @@ from bot.completions import CompletionService
 from bot.config import Config
 from bot.generation.backend import GenerationBackend
 from bot.generation.engine import Engine
+from bot.generation.observer import EngineObserver
 from bot.generation.params import EngineConfig, GenerationLimits
+from bot.ops.metrics import Metrics
 from bot.services import Services
 from bot.settings import SettingsRegistry
 from bot.stores import SettingsStore, open_store
@@ -36,12 +38,14 @@ def engine_config(config: Config) -> EngineConfig:
     )
 
 
-def register_onnx_kind(models: ModelRegistry, config: Config) -> None:
+def register_onnx_kind(
+    models: ModelRegistry, config: Config, observer: EngineObserver | None = None
+) -> None:
     """The built-in backend kind: contract ONNX files served by the batching engine."""
     onnx_config = engine_config(config)
 
     async def start_onnx(name: str, path: Path) -> GenerationBackend:
-        return await Engine.start(path, onnx_config, name=name)
+        return await Engine.start(path, onnx_config, name=name, observer=observer)
 
     models.register_kind("onnx", start_onnx)
 
@@ -49,9 +53,12 @@ def register_onnx_kind(models: ModelRegistry, config: Config) -> None:
 def assemble(config: Config, store: SettingsStore, registry: SettingsRegistry) -> Services:
     """Services around an open store, with the ONNX backend kind registered; nothing started."""
     models = ModelRegistry()
-    register_onnx_kind(models, config)
-    completions = CompletionService(store, models, config.generation, config.models.default)
-    return Services(config, store, registry, models, completions)
+    metrics = Metrics(models, store, config.models.models)
+    register_onnx_kind(models, config, metrics)
+    completions = CompletionService(
+        store, models, config.generation, config.models.default, metrics
+    )
+    return Services(config, store, registry, models, completions, metrics)
 
 
 async def build_services(config: Config) -> Services:

@@ -16,6 +16,7 @@ from bot.backends import ModelRegistry
 from bot.completions import CompletionService
 from bot.config import Config
 from bot.errors import CharbotError, PluginError
+from bot.ops.metrics import Metrics
 from bot.plugins import PluginSource, allowed_plugins
 from bot.settings import SettingsRegistry
 from bot.stores import SettingsStore
@@ -34,6 +35,7 @@ class Services:
     settings_registry: SettingsRegistry
     models: ModelRegistry
     completions: CompletionService
+    metrics: Metrics = field(default_factory=Metrics)
     #: Every plugin the owner may load, by short name: the config's list, then entry points.
     plugin_sources: dict[str, PluginSource] = field(default_factory=dict)
     #: Plugins that failed to load or register, by name: the error, for `/admin status`.
@@ -44,6 +46,8 @@ class Services:
             self.plugin_sources = allowed_plugins(
                 list(self.config.plugins.enabled), self.config.plugins.entry_points
             )
+        for name in self.plugin_sources:  # every plugin's failure count exists, at 0 at first
+            self.metrics.plugin_failures.labels(name)
 
     def register_plugins(self) -> None:
         """Run every allowed plugin's `register` hook, without Discord (the console's way in).
@@ -57,8 +61,13 @@ class Services:
                 if hook is not None:
                     hook(self)
             except Exception as exc:  # third-party code may raise anything: reported, not hidden
-                self.plugin_failures[name] = f"{type(exc).__name__}: {exc}"
+                self.plugin_failed(name, exc)
                 log.error("%s", PluginError(f"Plugin {name!r} failed to register: {exc}"))
+
+    def plugin_failed(self, name: str, error: BaseException) -> None:
+        """Record why a plugin failed (for `/admin status`) and count it (for the metrics)."""
+        self.plugin_failures[name] = f"{type(error).__name__}: {error}"
+        self.metrics.plugin_failed(name)
 
     async def start_models(self) -> None:
         """Load every configured model; a failure is recorded (and told by `/model`), not fatal."""

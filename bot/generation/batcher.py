@@ -26,6 +26,7 @@ import numpy as np
 from bot.errors import EngineBusyError, EngineClosedError, GenerationError, WorkerError
 from bot.generation.device import stepper_for
 from bot.generation.model import LoadedModel
+from bot.generation.observer import EngineObserver
 from bot.generation.params import IoBinding
 from bot.generation.request import Request, Update
 from bot.generation.sampling import BatchSampler, sample_one
@@ -98,12 +99,14 @@ class Pool:
         stream_interval: float,
         io_binding: IoBinding,
         deliver: Deliver,
+        observer: EngineObserver | None = None,
     ) -> None:
         self.max_batch = max_batch
         self.io_binding = io_binding
         self.capacity = workers * max_batch + max_queue
         self.stream_interval = stream_interval
         self.deliver = deliver
+        self.observer = observer
         self.cond = threading.Condition()
         self.pending: deque[Request] = deque()
         self.active = 0  # requests held by workers (priming or in a batch)
@@ -181,6 +184,9 @@ class Worker(threading.Thread):
         self.chars = 0  # characters generated since the last flush
         self.seen_cancellations = 0
         self.last_flush = time.monotonic()
+        self.observer = pool.observer
+        # Model steps by (model, batch size) since the last flush; counted only when observed.
+        self.steps: dict[tuple[str, int], int] = {}
 
     def run(self) -> None:
         while (joiners := self.pool.take(self, busy=bool(self.batches))) is not None:
@@ -198,6 +204,13 @@ class Worker(threading.Thread):
         if request.cancelled:
             self.pool.left(self, 1)
             return
+        request.joined = time.monotonic()
+        queued = request.joined - request.arrived
+        if self.observer is not None:
+            self.observer.request_started(request.model.info.name, queued)
+        log.debug(
+            "request joined a batch after %.3f s in the queue", queued, extra=request.log_fields()
+        )
         model = request.model
         try:
             logits, state = model.prime(request.ids)  # (V,), (layers * k, 1, H)
@@ -226,6 +239,9 @@ class Worker(threading.Thread):
                     self._leave(each, cancelled)
         if not batch.rows:  # emptied by cancellations, here or while stepping another batch
             return
+        if self.observer is not None:
+            key = (batch.model.info.name, len(batch.rows))
+            self.steps[key] = self.steps.get(key, 0) + 1
         try:
             done = batch.step()
         except Exception as exc:  # a failed step fails this batch, not the pool
@@ -244,11 +260,22 @@ class Worker(threading.Thread):
 
     def _finish(self, request: Request) -> None:
         self._count(request)
+        generating = time.monotonic() - request.joined
+        if self.observer is not None:
+            self.observer.request_finished(request.model.info.name, generating)
+        log.debug(
+            "request finished: %d tokens (%s) in %.3f s",
+            request.tokens, request.finish_reason, generating, extra=request.log_fields(),
+        )  # fmt: skip
         text = request.take_final_text() if request.stream else ""
         self.outbox.append(Update(request.handle, text, completion=request.completion()))
 
     def _fail(self, requests: list[Request], exc: Exception) -> None:
-        log.error("generation failed for %d request(s)", len(requests), exc_info=exc)
+        ids = ",".join(r.request_id for r in requests if r.request_id is not None)
+        log.error(
+            "generation failed for %d request(s)", len(requests), exc_info=exc,
+            extra={"request_id": ids or None, "model": requests[0].model.info.name},
+        )  # fmt: skip
         error = (
             exc
             if isinstance(exc, GenerationError)
@@ -271,6 +298,10 @@ class Worker(threading.Thread):
         now = time.monotonic()
         if not (urgent or self.outbox) and now - self.last_flush < self.pool.stream_interval:
             return
+        if self.observer is not None and self.steps:
+            for (model, size), steps in self.steps.items():
+                self.observer.batch_steps(model, size, steps)
+            self.steps.clear()
         for batch in self.batches.values():
             for row in batch.rows:
                 self._count(row)

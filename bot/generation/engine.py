@@ -24,8 +24,10 @@ from bot.errors import EngineClosedError, RequestTimeoutError
 from bot.generation.backend import BackendStats, Completion, ModelInfo, StreamChunk
 from bot.generation.batcher import Pool
 from bot.generation.model import LoadedModel, load_model
+from bot.generation.observer import EngineObserver
 from bot.generation.params import EngineConfig, GenerationParams, validate_prompt
 from bot.generation.request import Handle, Request, Update
+from bot.ops.logs import current_context
 
 log = logging.getLogger(__name__)
 
@@ -38,7 +40,11 @@ class Engine:
     """
 
     def __init__(
-        self, model: LoadedModel, config: EngineConfig, loop: asyncio.AbstractEventLoop
+        self,
+        model: LoadedModel,
+        config: EngineConfig,
+        loop: asyncio.AbstractEventLoop,
+        observer: EngineObserver | None = None,
     ) -> None:
         self.config = config
         self._model = model
@@ -50,6 +56,7 @@ class Engine:
             config.stream_interval,
             config.io_binding,
             self._deliver_threadsafe,
+            observer,
         )
         self._name: str | None = None  # the name given at start, kept across reloads
         self._outstanding: set[Handle] = set()
@@ -64,18 +71,23 @@ class Engine:
 
     @classmethod
     async def start(
-        cls, model_path: Path | str, config: EngineConfig | None = None, *, name: str | None = None
+        cls,
+        model_path: Path | str,
+        config: EngineConfig | None = None,
+        *,
+        name: str | None = None,
+        observer: EngineObserver | None = None,
     ) -> Engine:
         """Load the model (in a thread) and start the workers.
 
         `name` is what the model is called in `info` (the bot's config name); default: the
-        file's stem. It stays across reloads.
+        file's stem. It stays across reloads. `observer` is told about the work, for metrics.
         """
         config = config or EngineConfig()
         model = await asyncio.to_thread(
             load_model, model_path, config.provider, config.intra_op_threads
         )
-        engine = cls(_named(model, name), config, asyncio.get_running_loop())
+        engine = cls(_named(model, name), config, asyncio.get_running_loop(), observer)
         engine._name = name
         engine._pool.start()
         log.info(
@@ -217,7 +229,11 @@ class Engine:
             timeout = self.config.request_timeout
         deadline = None if timeout is None else self._loop.time() + timeout
         handle = Handle(self._loop.create_future(), stream, timeout, deadline)
-        request = Request(model, prompt, ids, tuple(encoding.unknown), params, handle)
+        # The caller's log context (its request id...) goes with the request: the worker
+        # threads log with it.
+        request = Request(
+            model, prompt, ids, tuple(encoding.unknown), params, handle, current_context()
+        )
         handle.request = request
         self._pool.submit(request)  # may raise EngineBusyError / EngineClosedError
         self._outstanding.add(handle)

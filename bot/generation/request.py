@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Mapping
 from typing import NamedTuple
 
 import numpy as np
@@ -60,6 +61,8 @@ class Request:
         "finish_reason",
         "handle",
         "ids",
+        "joined",
+        "log_context",
         "max_length",
         "model",
         "params",
@@ -83,6 +86,7 @@ class Request:
         unknown: tuple[str, ...],
         params: GenerationParams,
         handle: Handle,
+        log_context: Mapping[str, object] | None = None,
     ) -> None:
         self.model = model  # fixed at arrival: a hot swap does not move a request
         self.vocab = model.pieces
@@ -96,6 +100,8 @@ class Request:
         self.handle = handle
         self.rng = np.random.default_rng(params.seed)  # None: fresh OS entropy
         self.arrived = time.monotonic()
+        self.joined = self.arrived  # when a worker took it from the queue
+        self.log_context = log_context or {}  # the caller's, for the worker's log lines
         self.cancelled = False  # set by the loop; the worker drops the row at its next step
         self.tokens = 0
         self.chars = 0
@@ -153,6 +159,15 @@ class Request:
         if not self.stops:
             return self.take_stream_text()
         return self.final_text()[self.emitted :]
+
+    @property
+    def request_id(self) -> str | None:
+        value = self.log_context.get("request_id")
+        return None if value is None else str(value)
+
+    def log_fields(self) -> dict[str, object]:
+        """The request's log context, for lines logged on a worker thread (`extra=`)."""
+        return {**self.log_context, "model": self.model.info.name}
 
     def completion(self) -> Completion:
         return Completion(

@@ -31,6 +31,15 @@ def charbot(interaction: discord.Interaction) -> CharBot:
     return cast("CharBot", interaction.client)
 
 
+def request_origin(
+    client: discord.Client, guild_id: int | None, channel_id: int | None
+) -> dict[str, int | None]:
+    """Where a request came from, for its log lines: the shard (Discord's rule: guild id >> 22
+    modulo the shard count; direct messages come on shard 0), the guild and the channel."""
+    shard = 0 if guild_id is None else (guild_id >> 22) % (client.shard_count or 1)
+    return {"shard": shard, "guild": guild_id, "channel": channel_id}
+
+
 def manage_channels() -> Callable[[T], T]:
     """A check: changing a channel's settings needs Manage Channels, unless the config lifts it."""
 

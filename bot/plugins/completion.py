@@ -18,7 +18,7 @@ from discord.utils import escape_markdown
 from bot.errors import CharbotError, InvalidParamsError
 from bot.generation.backend import Completion
 from bot.generation.params import MAX_TEMPERATURE, check_temperature
-from bot.plugins.base import NO_MENTIONS, CharbotCog, reply
+from bot.plugins.base import NO_MENTIONS, CharbotCog, reply, request_origin
 
 if TYPE_CHECKING:
     from bot.app import CharBot
@@ -115,7 +115,8 @@ class Completions(CharbotCog):
         channel_id = self.channel_id(interaction)
         self._check_cooldown(interaction.user)
         # Tracked from the defer to the last reply, failures included: shutdown waits for it.
-        async with self.bot.completions.track():
+        origin = request_origin(self.bot, interaction.guild_id, channel_id)
+        async with self.bot.completions.track(**origin):
             await interaction.response.defer(thinking=True)
             try:
                 completion = await self.bot.completions.complete(
@@ -141,7 +142,9 @@ class Completions(CharbotCog):
         prompt = re.sub(rf"<@!?{me.id}>", "", message.content).strip()
         if self.retry_after(message.author) is not None:
             return  # Silently: answering every rate-limited mention would be spam itself.
-        async with self.bot.completions.track():
+        guild_id = message.guild.id if message.guild else None
+        origin = request_origin(self.bot, guild_id, message.channel.id)
+        async with self.bot.completions.track(**origin):
             try:
                 async with message.channel.typing():
                     completion = await self.bot.completions.complete(message.channel.id, prompt)

@@ -10,6 +10,9 @@ the commands last synced), hands out its raw rows for `python -m bot store copy`
 `put_rows`), and offers named locks (`exclusive`). A store that other processes cannot see
 (SQLite, memory) gives locks that cover this process only; PostgreSQL's cover every process on
 the database.
+
+A store counts its failures (`errors`, for the metrics) and answers `ping()` cheaply (for the
+readiness probe): a driver implements `ping` with the lightest round trip it has.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ import asyncio
 import contextlib
 import json
 import logging
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Iterable, Iterator
 from contextlib import AbstractAsyncContextManager
 from typing import Any, Protocol
 
@@ -57,6 +60,15 @@ class SettingsStore(Protocol):
         """Back to the default (no-op when the channel never set it)."""
         ...
 
+    async def ping(self) -> None:
+        """Return when the store is reachable now; raise SettingsStoreError when it is not."""
+        ...
+
+    @property
+    def errors(self) -> int:
+        """How many operations failed with SettingsStoreError since the store was opened."""
+        ...
+
     async def rows(self) -> list[StoredRow]:
         """Every stored setting, raw, ordered by channel then key (for copying a store)."""
         ...
@@ -84,6 +96,7 @@ class StoreBase:
     def __init__(self, registry: SettingsRegistry) -> None:
         self._registry = registry
         self._locks: dict[str, asyncio.Lock] = {}
+        self._errors = 0
 
     @property
     def registry(self) -> SettingsRegistry:
@@ -94,6 +107,22 @@ class StoreBase:
         """This process's lock named `name`: stores that other processes share override it."""
         async with self._locks.setdefault(name, asyncio.Lock()):
             yield
+
+    @property
+    def errors(self) -> int:
+        return self._errors
+
+    @contextlib.contextmanager
+    def _counting(self) -> Iterator[None]:
+        """Count the store's own failures (not a caller's unknown key or invalid value)."""
+        try:
+            yield
+        except SettingsStoreError:
+            self._errors += 1
+            raise
+
+    async def ping(self) -> None:
+        raise NotImplementedError(f"{type(self).__name__} does not implement ping()")
 
     async def _read(self, channel_id: int, key: str) -> str | None:
         raise NotImplementedError
@@ -131,30 +160,36 @@ class StoreBase:
     async def get(self, channel_id: int, key: str) -> Any:
         _check_channel(channel_id)
         spec = self._registry.spec(key)
-        text = await self._read(channel_id, key)
-        return spec.default if text is None else self._decode(channel_id, key, text)
+        with self._counting():
+            text = await self._read(channel_id, key)
+            return spec.default if text is None else self._decode(channel_id, key, text)
 
     async def get_all(self, channel_id: int) -> dict[str, Any]:
         _check_channel(channel_id)
-        stored = await self._read_all(channel_id)
         values: dict[str, Any] = {}
-        for key in self._registry:
-            text = stored.get(key)
-            values[key] = (
-                self._registry.default(key) if text is None else self._decode(channel_id, key, text)
-            )
+        with self._counting():
+            stored = await self._read_all(channel_id)
+            for key in self._registry:
+                text = stored.get(key)
+                values[key] = (
+                    self._registry.default(key)
+                    if text is None
+                    else self._decode(channel_id, key, text)
+                )
         return values
 
     async def set(self, channel_id: int, key: str, value: Any) -> Any:
         _check_channel(channel_id)
         text = encode_value(key, self._registry.validate(key, value))
-        await self._write(channel_id, key, text)
+        with self._counting():
+            await self._write(channel_id, key, text)
         return json.loads(text)
 
     async def reset(self, channel_id: int, key: str) -> None:
         _check_channel(channel_id)
         self._registry.spec(key)
-        await self._delete(channel_id, key)
+        with self._counting():
+            await self._delete(channel_id, key)
 
 
 def _check_channel(channel_id: int) -> None:
@@ -209,6 +244,9 @@ class MemorySettingsStore(StoreBase):
     async def set_meta(self, key: str, value: str) -> None:
         self._check_open()
         self._meta[key] = value
+
+    async def ping(self) -> None:
+        self._check_open()
 
     async def close(self) -> None:
         self._closed = True

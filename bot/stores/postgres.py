@@ -193,6 +193,12 @@ class PostgresSettingsStore(StoreBase):
 
     # -- StoreBase's raw rows ----------------------------------------------------------------
 
+    async def ping(self) -> None:
+        async def select_one(conn: asyncpg.Connection) -> None:
+            await conn.fetchval("SELECT 1")
+
+        await self._run("reach", select_one)
+
     async def _read(self, channel_id: int, key: str) -> str | None:
         async def read(conn: asyncpg.Connection) -> str | None:
             value = await conn.fetchval(

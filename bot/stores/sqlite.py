@@ -159,6 +159,12 @@ class SqliteSettingsStore(StoreBase):
                 "DELETE FROM channel_settings WHERE channel_id = ? AND key = ?", (channel_id, key)
             )
 
+    async def ping(self) -> None:
+        conn = self._connection()
+        with _converting(self.path, "read"):
+            async with conn.execute("SELECT 1") as cursor:
+                await cursor.fetchone()
+
     async def close(self) -> None:
         conn, self._conn = self._conn, None
         if conn is not None:

@@ -343,6 +343,9 @@ def test_section_that_is_not_a_table(tmp_path: Path) -> None:
         ("[engine]\ntimeout_seconds = 0\n", r"engine\.timeout_seconds must be more than 0"),
         ('[discord]\napi_base = "discord.com/api"\n', r"discord\.api_base must be a URL starting"),
         ('[logging]\nlevel = "LOUD"\n', r"logging\.level must be one of"),
+        ('[logging]\nformat = "xml"\n', r"logging\.format must be one of 'text', 'json'"),
+        ("[metrics]\nport = 70000\n", r"metrics\.port must be a TCP port from 1 to 65535, or 0"),
+        ("[metrics]\nport = -1\n", r"metrics\.port must be a TCP port"),
         (
             "[engine]\nmax_length = 100\n",
             r"generation\.length \(300\) is more than engine\.max_length",
@@ -371,6 +374,20 @@ def test_wrong_types_in_env(var: str, value: str, message: str) -> None:
     with pytest.raises(ConfigError, match=message) as info:
         load(env={var: value})
     assert str(info.value).startswith(f"Environment variable {var}: ")
+
+
+def test_metrics_and_log_format_from_file_env_and_overrides(tmp_path: Path) -> None:
+    assert load().metrics.port == 0  # off unless asked for
+    assert load().metrics.host == "127.0.0.1"
+    assert load().logging.format == "text"
+    path = write(tmp_path, '[metrics]\nhost = "0.0.0.0"\nport = 9108\n[logging]\nformat = "json"\n')
+    config = load(path, {"CHARBOT_METRICS_PORT": "9200"})
+    assert (config.metrics.host, config.metrics.port, config.logging.format) == (
+        "0.0.0.0",
+        9200,
+        "json",
+    )
+    assert load(path, {"CHARBOT_METRICS_PORT": "9200"}, **{"metrics.port": 0}).metrics.port == 0
 
 
 def test_wrong_type_in_overrides() -> None:

@@ -119,6 +119,7 @@ async def test_killed_connections_and_an_outage_are_survived(
     store = await open_store(url, registry())
     try:
         await store.set(CHANNEL, "temperature", 0.7)
+        await store.ping()  # the readiness probe's check
         assert await kill_connections(postgres_url) >= 1
         assert await store.get(CHANNEL, "temperature") == 0.7  # a new connection, silently
 
@@ -128,8 +129,12 @@ async def test_killed_connections_and_an_outage_are_survived(
                 await store.get(CHANNEL, "temperature")
         with pytest.raises(SettingsUnavailableError):
             await store.set(CHANNEL, "temperature", 0.1)
+        with pytest.raises(SettingsUnavailableError):
+            await store.ping()
+        assert store.errors == 3  # what the metrics count: the failed reads and write
 
         await proxy.start()  # back: the same store recovers by itself
+        await store.ping()
         assert await store.get(CHANNEL, "temperature") == 0.7
         await store.set(CHANNEL, "temperature", 0.9)
         assert await store.get(CHANNEL, "temperature") == 0.9

@@ -99,6 +99,9 @@ class Gateway:
         self.max_concurrency = 1  # IDENTIFY buckets, as GET /gateway/bot advertises
         self.max_guilds_per_session: int | None = None  # more: close 4011 (sharding required)
         self.identifies: list[Identify] = []
+        # Cleared: new connections wait before their handshake (Discord unreachable for a while).
+        self.accepting = asyncio.Event()
+        self.accepting.set()
         self._signal = signal
         self.sessions: dict[str, Session] = {}
         self.heartbeats: list[Heartbeat] = []
@@ -115,6 +118,7 @@ class Gateway:
     # -- connection -----------------------------------------------------------------------
 
     async def handle(self, request: web.Request) -> web.WebSocketResponse:
+        await self.accepting.wait()
         # timeout: how long close() waits for the client's close frame.
         ws = web.WebSocketResponse(max_msg_size=0, timeout=2.0)
         await ws.prepare(request)
@@ -417,5 +421,6 @@ class Gateway:
             await self._send(session.ws, {"op": op, "d": data})
 
     async def close_all(self) -> None:
+        self.accepting.set()  # held connections go on, to be closed below
         for ws in list(self._sockets):
             await ws.close(code=WSCloseCode.GOING_AWAY, message=b"server shutdown")

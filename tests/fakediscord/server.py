@@ -292,6 +292,14 @@ class FakeDiscord:
                 "the bot to RESUME after drop_gateway",
             )
 
+    def hold_gateway(self) -> None:
+        """From now on a new gateway connection waits before its handshake, until
+        ``release_gateway()``: the bot stays disconnected (drop it with ``wait_resume=False``)."""
+        self.gateway.accepting.clear()
+
+    def release_gateway(self) -> None:
+        self.gateway.accepting.set()
+
     async def request_reconnect(self) -> None:
         """Send op 7 RECONNECT, as Discord does before moving a session."""
         await self.gateway.send_op(RECONNECT, None)

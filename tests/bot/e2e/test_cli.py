@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.cli import main, run_discord
+from bot.cli import main, overrides_from, parse_args, run_discord
 from bot.config import load_config
 from tests.bot.e2e.conftest import write_config
 from tests.bot.e2e.reliability import server_env
@@ -48,3 +48,11 @@ def test_an_unknown_config_key_is_one_sentence(
     assert main(["--config", str(path), "chat"]) == 1
     err = capsys.readouterr().err
     assert "wokers" in err and "bad.toml" in err
+
+
+def test_log_format_and_metrics_port_flags_reach_the_config() -> None:
+    args = parse_args(["--log-format", "json", "run", "--metrics-port", "9108"])
+    config = load_config(None, {}, overrides_from(args))
+    assert (config.logging.format, config.metrics.port) == ("json", 9108)
+    config = load_config(None, {"CHARBOT_METRICS_PORT": "9200"}, overrides_from(parse_args([])))
+    assert (config.logging.format, config.metrics.port) == ("text", 9200)
