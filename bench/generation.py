@@ -1,6 +1,7 @@
 """Benchmark of the generation engine against its floor and its alternatives, in one run.
 
     python bench/generation.py [--model PATH] [--json OUT] [--reps N]
+    python bench/generation.py --int8 [--model PATH] [--json OUT] [--reps N]
 
 On a 2-layer, 256-unit char LSTM (the bundled `models/shakespeare.onnx` when it exists, else an
 untrained 2x256 LSTM with a 65-character vocabulary exported to a temporary directory):
@@ -17,6 +18,12 @@ Each figure is the median over `--reps` repetitions; the kinds of run alternate 
 repetition, so that the machine's noise falls on all of them alike, and the ratios are computed
 here. Targets: engine time per character <= 1.3 x the bare step's; engine >= 3 x faster than
 torch eager; batching aggregate throughput >= 3 x the naive pool's, with a lower p99 latency.
+
+With `--int8`, the model and its int8 quantization (`exporter.quantize`, ONNX Runtime's dynamic
+quantization) are compared instead, alternating within each repetition: the engine's single-stream
+chars/s, its throughput with 64 concurrent requests, the file size, and the validation loss on
+the corpus's last 10% (when the corpus is here). Target: int8 >= 1.5 x fp32 throughput at 64
+concurrent for <= +0.02 nats/char.
 """
 
 from __future__ import annotations
@@ -45,6 +52,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.common import benchmark_model, write_json
 from bot.generation import Engine, EngineConfig, GenerationParams
 from bot.generation.model import CPU, LoadedModel, load_model, session_options
+from bot.generation.params import GenerationLimits
 from bot.generation.sampling import BatchSampler
 from models import contract
 from models.charrnn import CharRNN, CharRNNConfig
@@ -141,12 +149,18 @@ def torch_steps(model: CharRNN, ids: list[int], n: int, seed: int) -> float:
     return time.perf_counter() - began
 
 
+def single_engine_config(n: int) -> EngineConfig:
+    """One worker, one thread, and a length limit that lets an `n`-character run through."""
+    limits = GenerationLimits(max_length=max(n, GenerationLimits().max_length))
+    return EngineConfig(provider="cpu", workers=1, intra_op_threads=1, limits=limits)
+
+
 async def single_stream(path: Path, torch_model: CharRNN, n: int, reps: int) -> dict[str, Any]:
     torch.set_num_threads(1)
     model = load_model(path, "cpu", intra_op_threads=1)
     session = ort.InferenceSession(str(path), session_options(1), providers=[CPU])
     ids = model.tokenizer.encode(PROMPT).ids
-    engine = await Engine.start(path, EngineConfig(provider="cpu", workers=1, intra_op_threads=1))
+    engine = await Engine.start(path, single_engine_config(n))
     params = GenerationParams(max_length=n, temperature=SAMPLING.temperature)
     per_char: dict[str, list[float]] = {"engine": [], "bare": [], "torch": []}
     try:
@@ -261,6 +275,93 @@ async def concurrent(
     return out
 
 
+# -- int8 against fp32 ---------------------------------------------------------------------
+
+
+async def engine_single(engine: Engine, n: int, seed: int) -> float:
+    """Characters per second of one `n`-character completion."""
+    began = time.perf_counter()
+    done = await engine.complete(PROMPT, GenerationParams(max_length=n, seed=seed))
+    return len(done.text) / (time.perf_counter() - began)
+
+
+async def int8_comparison(fp32: Path, int8: Path, args: argparse.Namespace) -> dict[str, Any]:
+    kinds = {"fp32": fp32, "int8": int8}
+    single_cfg = single_engine_config(args.chars)
+    conc_cfg = EngineConfig(
+        provider="cpu", workers=args.workers, intra_op_threads=1, max_batch=32,
+        max_queue=args.requests,
+    )  # fmt: skip
+    singles = {k: await Engine.start(p, single_cfg) for k, p in kinds.items()}
+    batched = {k: await Engine.start(p, conc_cfg) for k, p in kinds.items()}
+    single: dict[str, list[float]] = {k: [] for k in kinds}
+    conc: dict[str, list[float]] = {k: [] for k in kinds}
+    p99: dict[str, list[float]] = {k: [] for k in kinds}
+    try:
+        for kind in kinds:  # warm up
+            await engine_single(singles[kind], 50, 0)
+            await batching_run(batched[kind], args.workers * 2, 20)
+        for rep in range(args.reps):
+            for kind in kinds:
+                single[kind].append(await engine_single(singles[kind], args.chars, rep))
+                wall, chars, latencies = await batching_run(
+                    batched[kind], args.requests, args.length
+                )
+                conc[kind].append(chars / wall)
+                p99[kind].append(percentile(latencies, 99))
+    finally:
+        for engine in (*singles.values(), *batched.values()):
+            await engine.close()
+    out: dict[str, Any] = {"requests": args.requests, "characters_each": args.length}
+    for kind, path in kinds.items():
+        out[kind] = {
+            "file_bytes": path.stat().st_size,
+            "single_chars_per_second": statistics.median(single[kind]),
+            "concurrent_chars_per_second": statistics.median(conc[kind]),
+            "concurrent_p99_s": statistics.median(p99[kind]),
+            "val_loss": None,
+        }
+    if args.corpus.is_file():
+        from exporter.quantize import onnx_val_loss
+
+        tokenizer = load_model(fp32, "cpu").tokenizer
+        ids = np.asarray(tokenizer.encode(args.corpus.read_text(encoding="utf-8")).ids)
+        val = ids[int(len(ids) * 0.9) :]  # the trainer's split: the last 10% of the tokens
+        for kind, path in kinds.items():
+            out[kind]["val_loss"] = onnx_val_loss(path, val)
+    out["throughput_ratio"] = (
+        out["int8"]["concurrent_chars_per_second"] / out["fp32"]["concurrent_chars_per_second"]
+    )
+    out["single_ratio"] = (
+        out["int8"]["single_chars_per_second"] / out["fp32"]["single_chars_per_second"]
+    )
+    if out["fp32"]["val_loss"] is not None:
+        out["val_loss_increase"] = out["int8"]["val_loss"] - out["fp32"]["val_loss"]
+    return out
+
+
+def int8_table(result: dict[str, Any]) -> str:
+    c = result["int8_comparison"]
+    head = (
+        f"{'model':<6} {'file bytes':>11} {'single chars/s':>15} "
+        f"{c['requests']} concurrent chars/s   p99 s   val loss"
+    )
+    lines = [f"model: {result['model']['path']}", "", head]
+    for kind in ("fp32", "int8"):
+        k = c[kind]
+        loss = "-" if k["val_loss"] is None else f"{k['val_loss']:.4f}"
+        lines.append(
+            f"{kind:<6} {k['file_bytes']:>11,} {k['single_chars_per_second']:>15,.0f} "
+            f"{k['concurrent_chars_per_second']:>23,.0f}  {k['concurrent_p99_s']:>6.3f}  {loss:>8}"
+        )
+    lines.append(
+        f"int8 / fp32: throughput at {c['requests']} concurrent {c['throughput_ratio']:.2f}x, "
+        f"single stream {c['single_ratio']:.2f}x"
+        + (f", val loss {c['val_loss_increase']:+.4f}" if "val_loss_increase" in c else "")
+    )
+    return "\n".join(lines)
+
+
 # -- report ---------------------------------------------------------------------------------
 
 
@@ -333,7 +434,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--requests", type=int, default=64)
     parser.add_argument("--length", type=int, default=200)
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--int8", action="store_true", help="compare with its int8 quantization")
+    parser.add_argument(
+        "--corpus", type=Path, default=CORPUS, help="--int8: the text to measure the loss on"
+    )
     args = parser.parse_args(argv)
+    if args.int8:
+        return main_int8(args)
 
     with tempfile.TemporaryDirectory() as tmp:
         path, described = benchmark_model(Path(tmp), args.model)
@@ -367,6 +474,34 @@ def main(argv: Sequence[str] | None = None) -> int:
     result["targets"] = targets(single, conc)
     print(table(result))
     write_json(args.json, result)
+    return 0
+
+
+def main_int8(args: argparse.Namespace) -> int:
+    from exporter.quantize import quantize_int8
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path, described = benchmark_model(Path(tmp), args.model)
+        int8 = Path(tmp) / (path.stem + "-int8.onnx")
+        quantize_int8(path, int8)
+        comparison = asyncio.run(int8_comparison(path, int8, args))
+    info = load_model(path, "cpu").info
+    result: dict[str, Any] = {
+        "machine": {
+            "cpus": os.cpu_count(),
+            "python": platform.python_version(),
+            "onnxruntime": ort.__version__,
+            "load_average_at_end": os.getloadavg(),
+        },
+        "model": {"name": info.name, "path": described, "description": info.description},
+        "reps": args.reps,
+        "int8_comparison": comparison,
+    }  # fmt: skip
+    print(int8_table(result))
+    json_path = args.json
+    if json_path == DEFAULT_JSON:
+        json_path = DEFAULT_JSON.with_name("generation-int8.json")
+    write_json(json_path, result)
     return 0
 
 

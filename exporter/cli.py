@@ -5,6 +5,10 @@
     python -m exporter export runs/shake/best.pt -o shake.onnx     # export, check, parity table
     python -m exporter verify shake.onnx runs/shake/best.pt        # the parity check alone
     python -m exporter sample shake.onnx --prompt "ROMEO:" --length 300 --temperature 0.8
+    python -m exporter train server.json --out runs/server               # a Discord export
+    python -m exporter report runs/shake runs/server                     # table + compare.png
+    python -m exporter export runs/shake/best.pt -o shake-int8.onnx --quantize int8
+    python -m exporter card shake.onnx                                   # rewrite shake.md
 
 `main(argv)` returns the exit status: 0 on success, 1 for a bad input or a failed check (one
 sentence on stderr), 2 for a bad option (argparse), 130 after Ctrl-C.
@@ -17,19 +21,32 @@ import logging
 import os
 import shlex
 import sys
+import tempfile
 from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
 from tqdm import tqdm
 
-from exporter.checkpoint import build_model, build_tokenizer, load_checkpoint, training_metadata
-from exporter.config import DEVICES, LEVELS, PRECISIONS, TrainConfig
+from exporter import quantize
+from exporter.card import SampleSpec, write_card
+from exporter.checkpoint import (
+    Checkpoint,
+    build_model,
+    build_tokenizer,
+    load_checkpoint,
+    training_metadata,
+)
+from exporter.config import CORPUS_FORMATS, DEVICES, LEVELS, PRECISIONS, TrainConfig
+from exporter.data import describe_summary
 from exporter.errors import ExporterError, ExportError, TrainingInterrupted
 from exporter.onnx_export import ParityReport, export_onnx, read_metadata, verify_parity
+from exporter.report import COMPARE_FILE, report
 from exporter.sampling import SamplingParams, encode_prompt, generate, open_backend
 from exporter.train import describe, train
-from models.contract import CELLS
+from models.charrnn import CharRNN
+from models.contract import CELLS, Quantization
+from models.tokenizers import Tokenizer
 
 PROG = "python -m exporter"
 DEFAULTS = TrainConfig()
@@ -110,7 +127,38 @@ def build_parser() -> argparse.ArgumentParser:
         default=1e-4,
         help="largest |Δlogits| allowed between ONNX Runtime and PyTorch",
     )
+    export.add_argument(
+        "--quantize",
+        choices=quantize.QUANTIZE_CHOICES,
+        help="write int8 weights (ONNX Runtime dynamic quantization)",
+    )
+    export.add_argument(
+        "--max-loss-increase",
+        type=float,
+        default=quantize.DEFAULT_MAX_LOSS_INCREASE,
+        metavar="X",
+        help="with --quantize: refuse when the validation loss rises by more, nats/token "
+        "(default: %(default)s)",
+    )
+    _add_card_options(export)
     export.set_defaults(run=run_export)
+
+    card = commands.add_parser(
+        "card", parents=[common], help="write the model card NAME.md of an .onnx file"
+    )
+    card.add_argument("model", type=Path, metavar="MODEL.onnx")
+    card.add_argument("--checkpoint", type=Path, metavar="CKPT", help="its checkpoint, if kept")
+    _add_card_options(card)
+    card.set_defaults(run=run_card)
+
+    report_cmd = commands.add_parser(
+        "report", parents=[common], help="compare training runs: a table and compare.png"
+    )
+    report_cmd.add_argument("runs", nargs="+", type=Path, metavar="RUN_DIR")
+    report_cmd.add_argument(
+        "--png", type=Path, help=f"where to draw the curves (default: {COMPARE_FILE} in the cwd)"
+    )
+    report_cmd.set_defaults(run=run_report)
 
     verify = commands.add_parser(
         "verify", parents=[common], help="compare an ONNX file with its checkpoint"
@@ -118,6 +166,12 @@ def build_parser() -> argparse.ArgumentParser:
     verify.add_argument("model", type=Path, metavar="MODEL.onnx")
     verify.add_argument("checkpoint", type=Path, metavar="CKPT")
     verify.add_argument("--tolerance", type=float, default=1e-4)
+    verify.add_argument(
+        "--max-loss-increase",
+        type=float,
+        metavar="X",
+        help="int8 files: the allowed validation-loss rise (default: the one it was made with)",
+    )
     verify.set_defaults(run=run_verify)
 
     sample = commands.add_parser(
@@ -134,6 +188,13 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _add_card_options(parser: argparse.ArgumentParser) -> None:
+    spec = SampleSpec()
+    parser.add_argument("--prompt", default=spec.prompt, help="the card's samples start with it")
+    parser.add_argument("--length", type=_count, default=spec.length, help="tokens per sample")
+    parser.add_argument("--seed", type=int, default=spec.seed, help="the samples' seed")
+
+
 def _add_train_options(parser: argparse.ArgumentParser) -> None:
     """TrainConfig's fields as options. Each defaults to None, meaning "not given": the config's
     default applies, or with --resume the checkpoint's value."""
@@ -147,6 +208,20 @@ def _add_train_options(parser: argparse.ArgumentParser) -> None:
             flag, dest=dest, default=None, help=f"{help} (default: {default})", **kwargs
         )
 
+    parser.add_argument(
+        "--format",
+        dest="corpus_format",
+        choices=CORPUS_FORMATS,
+        default=None,
+        help="corpus files: plain text, DiscordChatExporter JSON, or told apart by their content "
+        f"(default: {DEFAULTS.corpus_format})",
+    )
+    option(
+        "--authors",
+        "Discord exports: 'author: content' lines (--no-authors: the content alone)",
+        action=argparse.BooleanOptionalAction,
+    )
+    option("--drop-urls", "Discord exports: leave URLs out", action=argparse.BooleanOptionalAction)
     option("--level", "tokens are characters or words", choices=LEVELS)
     option("--max-vocab", "word level: vocabulary size, <unk> included", type=int)
     option("--val-fraction", "validation is this last fraction of each corpus", type=float)
@@ -154,7 +229,7 @@ def _add_train_options(parser: argparse.ArgumentParser) -> None:
     option("--layers", "recurrent layers", type=int)
     option("--hidden", "units per layer", type=int)
     option("--embedding", "embedding size", type=int)
-    option("--dropout", "dropout probability", type=float)
+    option("--dropout", "dropout probability; None: chosen from the run's size", type=float)
     option("--seq-len", "tokens per training window", type=int)
     option("--batch-size", "windows per step", type=int)
     option(
@@ -210,6 +285,7 @@ def run_train(args: argparse.Namespace, argv: list[str]) -> int:
         resume=args.resume,
         overwrite=args.overwrite,
         command=f"{PROG} {shlex.join(argv)}",
+        on_corpus=lambda summary: print(describe_summary(summary), flush=True),
     )
     summary = describe(result)
     print(
@@ -230,16 +306,55 @@ def run_export(args: argparse.Namespace, argv: list[str]) -> int:
         raise ExportError(f"the output {output} is a directory; give a file name ending in .onnx")
     if output.parent.exists() and not output.parent.is_dir():
         raise ExportError(f"cannot write {output}: {output.parent} is a file, not a directory")
-    export_onnx(model, tokenizer, training_metadata(checkpoint), output)
-    report = verify_parity(output, model, tolerance=args.tolerance)
-    print(report.table())
+    quality = None
+    with tempfile.TemporaryDirectory(prefix="charbot-export-") as tmp:
+        # An int8 file is made from a checked fp32 export, which is not kept.
+        fp32 = Path(tmp) / output.name if args.quantize else output
+        export_onnx(model, tokenizer, training_metadata(checkpoint), fp32)
+        parity = verify_parity(fp32, model, tolerance=args.tolerance)
+        print(parity.table())
+        _parity_verdict(parity)
+        if args.quantize:
+            val_ids = quantize.validation_ids(checkpoint, args.checkpoint)
+            quality = quantize.export_int8(fp32, output, val_ids, args.max_loss_increase)
+            print(quality.table())
     size = output.stat().st_size
     print(
         f"wrote {output}: {size:,} bytes ({size / 2**20:.2f} MiB), {model.config.cell} "
         f"{model.config.layers}x{model.config.hidden}, {model.num_parameters():,} parameters, "
         f"{tokenizer.vocab_size} {tokenizer.level} tokens"
+        + (", int8 weights" if args.quantize else "")
     )
-    return _parity_verdict(report)
+    card = write_card(
+        output,
+        checkpoint=checkpoint,
+        checkpoint_path=args.checkpoint,
+        parity=parity,
+        quality=quality,
+        samples=SampleSpec(args.prompt, args.length, args.seed),
+    )
+    print(f"wrote {card}")
+    return 0
+
+
+def run_card(args: argparse.Namespace, argv: list[str]) -> int:
+    checkpoint = load_checkpoint(args.checkpoint) if args.checkpoint else None
+    card = write_card(
+        args.model,
+        checkpoint=checkpoint,
+        checkpoint_path=args.checkpoint,
+        samples=SampleSpec(args.prompt, args.length, args.seed),
+    )
+    print(f"wrote {card}")
+    return 0
+
+
+def run_report(args: argparse.Namespace, argv: list[str]) -> int:
+    png: Path = args.png or Path(COMPARE_FILE)
+    text, _ = report(args.runs, png)
+    print(text)
+    print(f"wrote {png}")
+    return 0
 
 
 def run_verify(args: argparse.Namespace, argv: list[str]) -> int:
@@ -256,9 +371,36 @@ def run_verify(args: argparse.Namespace, argv: list[str]) -> int:
             f"{args.model} was not exported from {args.checkpoint}: their vocabularies or model "
             "shapes differ"
         )
-    report = verify_parity(args.model, model, tolerance=args.tolerance)
-    print(report.table())
-    return _parity_verdict(report)
+    if metadata.quantization is not None:
+        return _verify_quantized(args, model, tokenizer, checkpoint, metadata.quantization)
+    parity = verify_parity(args.model, model, tolerance=args.tolerance)
+    print(parity.table())
+    return _parity_verdict(parity)
+
+
+def _verify_quantized(
+    args: argparse.Namespace,
+    model: CharRNN,
+    tokenizer: Tokenizer,
+    checkpoint: Checkpoint,
+    quantization: Quantization,
+) -> int:
+    """An int8 file against its checkpoint: the validation-loss rise, not logit parity."""
+    limit: float = args.max_loss_increase
+    if limit is None:
+        limit = quantization.max_loss_increase
+    val_ids = quantize.validation_ids(checkpoint, args.checkpoint)
+    with tempfile.TemporaryDirectory(prefix="charbot-verify-") as tmp:
+        fp32 = export_onnx(model, tokenizer, training_metadata(checkpoint), Path(tmp) / "fp32.onnx")
+        quality = quantize.measure_quality(fp32, args.model, val_ids, limit)
+    print(quality.table())
+    if not quality.ok:
+        raise ExportError(
+            f"{args.model} fails its quality check: validation loss {quality.int8_val_loss:.4f} "
+            f"against {quality.fp32_val_loss:.4f} for fp32 (+{quality.increase:.4f}, more than "
+            f"{limit:g})"
+        )
+    return 0
 
 
 def _parity_verdict(report: ParityReport) -> int:

@@ -2,12 +2,12 @@
 
 The defaults suit a corpus of about 1 MB (tinyshakespeare) on a few CPU cores: a 2-layer LSTM of
 256 units trained on 32 parallel streams of 64 characters with the recurrent state carried from
-window to window (truncated backpropagation through time), at a peak learning rate of 1e-2, with
-dropout 0.3. Tuned with `bench/training.py` on a 2-core machine: shorter windows (more updates
-per second) and the higher learning rate each lowered the 90-second loss; 384 units were too slow
-to learn anything in that budget; without dropout a 15-minute run (~18,000 steps, ~36 epochs)
-overfits after ~8,000 steps and ends at 1.51 instead of 1.46. Dropout costs ~0.09 at 90 s, where
-the target is far (1.57 < 1.88). See `models/shakespeare.md`.
+window to window (truncated backpropagation through time), at a peak learning rate of 1e-2.
+Tuned with `bench/training.py` on a 2-core machine: shorter windows (more updates per second) and
+the higher learning rate each lowered the 90-second loss; 384 units were too slow to learn
+anything in that budget. Dropout is not one value: a 90-second run is best without it and a
+15-minute run overfits without it, so by default it is chosen from the run's size
+(`exporter.budget`). See `docs/training-notes.md`.
 """
 
 from __future__ import annotations
@@ -20,6 +20,9 @@ from exporter.errors import ConfigError
 from models.contract import CELLS
 
 LEVELS = ("char", "word")
+# How a corpus file is read: `auto` takes DiscordChatExporter JSON for what it is (a `.json`
+# file, or text that opens like one), anything else as plain text.
+CORPUS_FORMATS = ("auto", "text", "discord")
 DEVICES = ("auto", "cpu", "cuda")
 PRECISIONS = ("auto", "fp32", "bf16")  # auto: bf16 autocast on a GPU that supports it, else fp32
 
@@ -33,6 +36,9 @@ RESUMABLE_FIELDS = frozenset(
 @dataclass
 class TrainConfig:
     # data
+    corpus_format: str = "auto"  # "auto", "text" or "discord" (DiscordChatExporter JSON)
+    authors: bool = True  # Discord exports: "author: content" lines, else the content alone
+    drop_urls: bool = False  # Discord exports: leave URLs out of the text
     level: str = "char"  # "char" or "word"
     max_vocab: int = 10_000  # word level: the most frequent tokens kept, the rest map to <unk>
     val_fraction: float = 0.1  # validation is the last fraction of each corpus
@@ -41,7 +47,7 @@ class TrainConfig:
     layers: int = 2
     hidden: int = 256
     embedding: int = 64
-    dropout: float = 0.3
+    dropout: float | None = None  # None: chosen from the run's size (exporter.budget)
     # batches: `batch_size` windows of `seq_len` tokens per step
     seq_len: int = 64
     batch_size: int = 32
@@ -66,6 +72,7 @@ class TrainConfig:
     threads: int = 0  # torch.set_num_threads; 0 leaves torch's default
 
     def __post_init__(self) -> None:
+        self._check_choice("corpus_format", CORPUS_FORMATS)
         self._check_choice("level", LEVELS)
         self._check_choice("cell", CELLS)
         self._check_choice("device", DEVICES)
@@ -86,7 +93,7 @@ class TrainConfig:
         for name in ("warmup_steps", "threads", "weight_decay", "grad_clip"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"{_flag(name)} must not be negative")
-        if not 0.0 <= self.dropout < 1.0:
+        if self.dropout is not None and not 0.0 <= self.dropout < 1.0:
             raise ConfigError("--dropout must be in [0, 1)")
         if not 0.0 < self.val_fraction < 1.0:
             raise ConfigError("--val-fraction must be between 0 and 1 (exclusive)")
@@ -132,9 +139,12 @@ def resume_conflicts(saved: TrainConfig, wanted: TrainConfig) -> list[str]:
         f"{_flag(f.name)} {getattr(wanted, f.name)!r} (the checkpoint has "
         f"{getattr(saved, f.name)!r})"
         for f in fields(TrainConfig)
-        if f.name not in RESUMABLE_FIELDS and getattr(saved, f.name) != getattr(wanted, f.name)
+        if f.name not in RESUMABLE_FIELDS
+        and getattr(saved, f.name) != getattr(wanted, f.name)
+        # No --dropout means "whatever the run chose", not a different value.
+        and not (f.name == "dropout" and wanted.dropout is None)
     ]
 
 
 def _flag(name: str) -> str:
-    return "--" + name.replace("_", "-")
+    return "--format" if name == "corpus_format" else "--" + name.replace("_", "-")

@@ -7,12 +7,14 @@ pipeline costs next to nothing next to the model.
 from __future__ import annotations
 
 import hashlib
+from collections import Counter
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
 import torch
 
+from exporter.discord_export import DiscordOptions, looks_like_export, read_export
 from exporter.errors import CorpusError
 from models.tokenizers import Tokenizer
 
@@ -22,7 +24,9 @@ class CorpusFile:
     name: str  # the file name, for the model's provenance
     path: str  # absolute, so that `--resume` can find it again
     sha256: str  # of the file's bytes, as `sha256sum` prints it
-    characters: int
+    characters: int  # of the training text made from it
+    format: str = "text"  # "text" or "discord"
+    messages: dict[str, Any] | None = None  # discord: {"kept": n, "skipped": {reason: n}}
 
 
 @dataclass(frozen=True)
@@ -46,11 +50,44 @@ class Corpus:
             "sha256": self.sha256,
             "characters": self.characters,
             "files": [asdict(f) for f in self.files],
+            "summary": self.summary(),
+        }
+
+    def summary(self) -> dict[str, Any]:
+        """Files, Discord messages kept and skipped (with reasons), characters, distinct ones."""
+        skipped: Counter[str] = Counter()
+        kept = 0
+        for f in self.files:
+            if f.messages is not None:
+                kept += f.messages["kept"]
+                skipped.update(f.messages["skipped"])
+        return {
+            "files": len(self.files),
+            "messages_kept": kept,
+            "messages_skipped": dict(sorted(skipped.items())),
+            "characters": self.characters,
+            "distinct_characters": len(set(self.text)),
         }
 
 
-def read_corpora(paths: list[Path]) -> Corpus:
-    """Read UTF-8 text files; a missing, unreadable or empty one is a CorpusError."""
+def describe_summary(summary: dict[str, Any]) -> str:
+    """The corpus summary in one line, as `exporter train` prints it."""
+    text = f"corpus: {summary['files']} file(s)"
+    skipped = summary.get("messages_skipped") or {}
+    if summary.get("messages_kept") or skipped:
+        reasons = ", ".join(f"{n:,} {why}" for why, n in skipped.items())
+        text += f", {summary['messages_kept']:,} messages kept"
+        text += f", {sum(skipped.values()):,} skipped ({reasons})" if skipped else ", none skipped"
+    return (
+        f"{text}; {summary['characters']:,} characters, {summary['distinct_characters']:,} distinct"
+    )
+
+
+def read_corpora(
+    paths: list[Path], corpus_format: str = "auto", discord: DiscordOptions | None = None
+) -> Corpus:
+    """Read UTF-8 text files and Discord exports; a missing, unreadable, empty or malformed one
+    is a CorpusError."""
     if not paths:
         raise CorpusError("no corpus file was given")
     files, texts = [], []
@@ -74,7 +111,13 @@ def read_corpora(paths: list[Path]) -> Corpus:
             raise CorpusError(f"corpus file {path} is empty")
         combined.update(raw)
         digest = hashlib.sha256(raw).hexdigest()
-        files.append(CorpusFile(path.name, str(path.resolve()), digest, len(text)))
+        kind, messages = "text", None
+        if corpus_format == "discord" or (
+            corpus_format == "auto" and looks_like_export(path, text)
+        ):
+            text, stats = read_export(path, text, discord or DiscordOptions())
+            kind, messages = "discord", stats.to_dict()
+        files.append(CorpusFile(path.name, str(path.resolve()), digest, len(text), kind, messages))
         texts.append(text)
     sha = files[0].sha256 if len(files) == 1 else combined.hexdigest()
     return Corpus(tuple(files), tuple(texts), sha)

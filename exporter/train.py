@@ -32,6 +32,7 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
+from exporter.budget import choose_dropout
 from exporter.checkpoint import (
     Checkpoint,
     CheckpointKind,
@@ -43,6 +44,7 @@ from exporter.checkpoint import (
 )
 from exporter.config import TrainConfig, resume_conflicts
 from exporter.data import Corpus, Splits, encode_splits, eval_streams, make_batches, read_corpora
+from exporter.discord_export import DiscordOptions
 from exporter.errors import (
     CheckpointError,
     ConfigError,
@@ -50,6 +52,7 @@ from exporter.errors import (
     DeviceError,
     TrainingInterrupted,
 )
+from exporter.metrics import RunLog
 from models.charrnn import CharRNN, CharRNNConfig
 from models.tokenizers import Tokenizer, fit_tokenizer
 
@@ -58,6 +61,8 @@ log = logging.getLogger(__name__)
 # Called after every completed step with the number of steps done; raising KeyboardInterrupt from
 # it acts like Ctrl-C at that point (tests use this to stop a run at a chosen step).
 StepHook = Callable[[int], None]
+# Called once the corpus is read, with its summary (Corpus.summary()): the CLI prints it.
+CorpusHook = Callable[[dict[str, Any]], None]
 
 
 @dataclass(frozen=True)
@@ -82,11 +87,14 @@ def train(
     overwrite: bool = False,
     command: str | None = None,
     on_step: StepHook | None = None,
+    on_corpus: CorpusHook | None = None,
 ) -> TrainResult:
     """Train per `config` on the corpus files, writing `out_dir/last.pt` and `out_dir/best.pt`.
 
     With `resume`, go on from `out_dir/last.pt`; the config may then differ only in its budget
     and runtime options, and `corpus_paths` may be empty (the checkpoint's own are used).
+    With `config.dropout` None, the dropout is chosen from the run's size (exporter.budget) and
+    recorded in the checkpoint's config. `out_dir` also gets metrics.csv and curve.png.
     """
     paths = [Path(p) for p in corpus_paths]
     device = resolve_device(config.device)
@@ -98,6 +106,7 @@ def train(
     saved: Checkpoint | None = None
     if resume:
         saved = _load_for_resume(last_path, config)
+        config = config.replace(dropout=saved["train_config"]["dropout"])
         if not paths:
             paths = [Path(f["path"]) for f in saved["corpus"]["files"]]
     elif last_path.exists() and not overwrite:
@@ -105,7 +114,11 @@ def train(
             f"{out_dir} already holds a training run; pass --resume to continue it, --overwrite "
             "to start again, or another --out"
         )
-    corpus = read_corpora(paths)
+    corpus = read_corpora(
+        paths, config.corpus_format, DiscordOptions(config.authors, config.drop_urls)
+    )
+    if on_corpus is not None:
+        on_corpus(corpus.summary())
     if saved is not None:
         if corpus.sha256 != saved["corpus"]["sha256"]:
             raise CorpusError(
@@ -126,9 +139,14 @@ def train(
             "mapped to " + repr(tokenizer.unk_token) if tokenizer.unknown == "unk" else "dropped",
             ", ".join(repr(p) for p in splits.unknown_examples),
         )
+    if config.dropout is None:
+        dropout = choose_dropout(config, len(splits.train), tokenizer.vocab_size, device)
+        log.info("dropout %.2f, chosen from the run's budget and corpus size", dropout)
+        config = config.replace(dropout=dropout)
     trainer = Trainer(config, tokenizer, splits, corpus, out_dir, device, command)
     if saved is not None:
         trainer.restore(saved)
+    trainer.run_log = RunLog(out_dir, resume_step=trainer.step if saved is not None else None)
     return trainer.run(progress, on_step)
 
 
@@ -222,7 +240,7 @@ class Trainer:
             layers=config.layers,
             hidden=config.hidden,
             embedding=config.embedding,
-            dropout=config.dropout,
+            dropout=config.dropout or 0.0,
         )
         self.model = CharRNN(model_config).to(device)
         self.optimizer = make_optimizer(self.model, config)
@@ -240,6 +258,9 @@ class Trainer:
         self.val_history: list[tuple[int, float]] = []
         self.carried: torch.Tensor | None = None  # (layers * k, B, H) when carrying state
         self.pending: list[torch.Tensor] = []  # losses not yet read back from the device
+        self.logged_losses = 0  # how many of train_loss the metrics rows already cover
+        self.lr = learning_rate(config, 0, 0.0)  # the last step's
+        self.run_log: RunLog | None = None
         log.info(
             "model: %s %dx%d, %d parameters; %d training and %d validation tokens",
             config.cell,
@@ -261,7 +282,7 @@ class Trainer:
             state = self.model.initial_state(cfg.batch_size, self.device)
         else:
             state = self.carried
-        lr = learning_rate(cfg, self.step, self.elapsed)
+        self.lr = lr = learning_rate(cfg, self.step, self.elapsed)
         for group in self.optimizer.param_groups:
             group["lr"] = lr
         with torch.autocast(
@@ -320,15 +341,26 @@ class Trainer:
         return float(total.item()) / (streams * columns)
 
     def validate_and_save(self) -> float:
-        """Validate on the fixed sample, write last.pt, and best.pt if the loss improved."""
+        """Validate on the fixed sample, write last.pt, and best.pt if the loss improved; append
+        the row of metrics.csv and redraw curve.png."""
+        self.flush_losses()
         val_loss = self.evaluate(self.model, self.sample_columns)
         self.val_history.append((self.step, val_loss))
         log.info("step %d: validation loss %.4f", self.step, val_loss)
         if self.best_val_loss is None or val_loss < self.best_val_loss:
             self.best_val_loss, self.best_step = val_loss, self.step
             save_checkpoint(self.checkpoint("best"), self.best_path)
-        self.flush_losses()
         save_checkpoint(self.checkpoint("last"), self.last_path)
+        if self.run_log is not None:
+            self.run_log.record(
+                self.step,
+                self.elapsed,
+                self.lr,
+                self.train_loss[self.logged_losses :],
+                val_loss,
+                self.config.batch_size * self.config.seq_len,
+            )
+            self.logged_losses = len(self.train_loss)
         return val_loss
 
     def final_validation(self) -> float:
@@ -394,6 +426,7 @@ class Trainer:
         history = ckpt["history"]
         self.train_loss = [float(v) for v in history["train_loss"]]
         self.val_history = [(int(s), float(v)) for s, v in history["val"]]
+        self.logged_losses = len(self.train_loss)
         log.info("resuming %s at step %d", self.last_path, self.step)
 
     # --- the loop ---------------------------------------------------------------------------
@@ -424,6 +457,8 @@ class Trainer:
                     self.validate_and_save()
                 bar.close()
                 best_val_loss = self.final_validation()
+                if self.run_log is not None:
+                    self.run_log.draw()
         except KeyboardInterrupt:
             raise self._interrupted(consistent) from None
         finally:

@@ -18,6 +18,8 @@ Metadata (`metadata_props`, every value a string):
     charbot.model      JSON object: cell, layers, hidden, embedding, parameters (and, as written
                        by the exporter, vocab_size and dropout)
     charbot.training   JSON object: free-form provenance (corpus, steps, loss, command, ...)
+    charbot.quantization  (optional) JSON object: how the weights were quantized and what it
+                       cost in validation loss (`Quantization`); absent from a float32 model
 """
 
 from __future__ import annotations
@@ -44,6 +46,7 @@ META_TOKENIZER: Final = "charbot.tokenizer"
 META_MODEL: Final = "charbot.model"
 META_TRAINING: Final = "charbot.training"
 REQUIRED_METADATA: Final = (META_FORMAT, META_TOKENIZER, META_MODEL, META_TRAINING)
+META_QUANTIZATION: Final = "charbot.quantization"
 
 Cell = Literal["lstm", "gru", "rnn"]
 CELLS: Final[tuple[Cell, ...]] = ("lstm", "gru", "rnn")
@@ -150,6 +153,53 @@ class ModelShape:
 
 
 @dataclass(frozen=True)
+class Quantization:
+    """The `charbot.quantization` section of a quantized file: the method and what it cost, as
+    validation loss (nats per token) of the float32 model and of this one on the same text."""
+
+    method: str  # "dynamic": weights stored quantized, activations quantized on the fly
+    weights: str  # "int8"
+    tool: str  # e.g. "onnxruntime 1.22.0"
+    fp32_val_loss: float
+    quantized_val_loss: float
+    max_loss_increase: float  # the rise the exporter allowed when it wrote the file
+
+    @property
+    def loss_increase(self) -> float:
+        return self.quantized_val_loss - self.fp32_val_loss
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "method": self.method,
+            "weights": self.weights,
+            "tool": self.tool,
+            "fp32_val_loss": self.fp32_val_loss,
+            "quantized_val_loss": self.quantized_val_loss,
+            "max_loss_increase": self.max_loss_increase,
+            "val_loss_unit": "nats per token",
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any], source: Source) -> Quantization:
+        where = f"{source} has metadata {META_QUANTIZATION!r} whose"
+        for key in ("method", "weights", "tool"):
+            if not isinstance(data.get(key), str):
+                raise ContractError(f"{where} {key!r} is not a string (got {data.get(key)!r}).")
+        for key in ("fp32_val_loss", "quantized_val_loss", "max_loss_increase"):
+            value = data.get(key)
+            if not isinstance(value, int | float) or isinstance(value, bool):
+                raise ContractError(f"{where} {key!r} is not a number (got {value!r}).")
+        return cls(
+            method=data["method"],
+            weights=data["weights"],
+            tool=data["tool"],
+            fp32_val_loss=float(data["fp32_val_loss"]),
+            quantized_val_loss=float(data["quantized_val_loss"]),
+            max_loss_increase=float(data["max_loss_increase"]),
+        )
+
+
+@dataclass(frozen=True)
 class ContractMetadata:
     """Everything a contract file says about itself besides its weights."""
 
@@ -157,15 +207,19 @@ class ContractMetadata:
     model: ModelShape
     training: Mapping[str, Any] = field(default_factory=dict)
     format: int = FORMAT_VERSION
+    quantization: Quantization | None = None  # None: float32 weights
 
     def to_props(self) -> dict[str, str]:
         """The file's `metadata_props`."""
-        return {
+        props = {
             META_FORMAT: str(self.format),
             META_TOKENIZER: json.dumps(self.tokenizer.to_json(), ensure_ascii=False),
             META_MODEL: json.dumps(self.model.to_json()),
             META_TRAINING: json.dumps(dict(self.training), ensure_ascii=False),
         }
+        if self.quantization is not None:
+            props[META_QUANTIZATION] = json.dumps(self.quantization.to_json())
+        return props
 
     @classmethod
     def from_props(cls, props: Mapping[str, str], source: Source) -> ContractMetadata:
@@ -185,7 +239,12 @@ class ContractMetadata:
                 f"has {tokenizer.vocab_size}."
             )
         training = _json_object(props, META_TRAINING, source)
-        return cls(tokenizer, model, training, version)
+        quantization = None
+        if META_QUANTIZATION in props:
+            quantization = Quantization.from_json(
+                _json_object(props, META_QUANTIZATION, source), source
+            )
+        return cls(tokenizer, model, training, version, quantization)
 
 
 def _json_object(props: Mapping[str, str], key: str, source: Source) -> dict[str, Any]:

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
 from models import contract
-from models.contract import ContractError, ContractMetadata, ModelShape
+from models.contract import ContractError, ContractMetadata, ModelShape, Quantization
 from models.tokenizers import CharTokenizer
 from tests.contractfaults import FAULTS, apply_fault
 
@@ -29,6 +30,18 @@ def test_round_trip() -> None:
     assert back.tokenizer.to_json() == METADATA.tokenizer.to_json()
     assert (back.model, back.training, back.format) == (METADATA.model, METADATA.training, 1)
     assert back.model.state_layers == 4
+
+
+def test_the_quantization_entry_round_trips_and_is_checked() -> None:
+    entry = Quantization("dynamic", "int8", "onnxruntime 1.0", 1.5, 1.51, 0.02)
+    props = replace(METADATA, quantization=entry).to_props()
+    assert set(props) == {*contract.REQUIRED_METADATA, contract.META_QUANTIZATION}
+    back = ContractMetadata.from_props(props, SOURCE)
+    assert back.quantization == entry and back.quantization.loss_increase == pytest.approx(0.01)
+    assert ContractMetadata.from_props(METADATA.to_props(), SOURCE).quantization is None
+    props[contract.META_QUANTIZATION] = '{"method": "dynamic", "weights": "int8"}'
+    with pytest.raises(ContractError, match=r"quantization' whose 'tool' is not a string"):
+        ContractMetadata.from_props(props, SOURCE)
 
 
 @pytest.mark.parametrize("name", list(FAULTS))
