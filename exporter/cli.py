@@ -1,4 +1,4 @@
-"""The exporter's command line: `python -m exporter train|export|verify|sample`.
+"""The exporter's command line: `python -m exporter train|export|card|report|verify|sample`.
 
     python -m exporter train corpus.txt --out runs/shake           # -> runs/shake/{best,last}.pt
     python -m exporter train --out runs/shake --resume             # go on after Ctrl-C
@@ -96,13 +96,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
 
-    train = commands.add_parser("train", parents=[common], help="train a model on text files")
+    train = commands.add_parser(
+        "train", parents=[common], help="train a model on text files or Discord exports"
+    )
     train.add_argument(
         "corpus",
         nargs="*",
         type=Path,
         metavar="CORPUS",
-        help="UTF-8 text files (with --resume: defaults to the checkpoint's)",
+        help="UTF-8 text files or DiscordChatExporter JSON (with --resume: the checkpoint's)",
     )
     train.add_argument("--out", type=Path, required=True, help="directory for last.pt and best.pt")
     train.add_argument("--resume", action="store_true", help="continue from OUT/last.pt")
