@@ -135,6 +135,7 @@ async def test_200_completions_from_20_channels_in_one_second(
     assert counts["answered"] + counts["busy"] == COMMANDS + MENTIONS
     assert counts["busy"] > 0 and counts["answered"] >= MAX_BATCH + MAX_QUEUE
     assert max(depth) <= MAX_BATCH + MAX_QUEUE  # the queue is bounded
-    # The heartbeat (interval 0.5 s) never waited much longer than its interval.
+    # The heartbeat (interval 0.5 s) kept beating. Generation on the loop would stall it for the
+    # whole burst (seconds); 1.5 s leaves room for a machine shared with other work.
     gaps = [b - a for a, b in itertools.pairwise(heartbeats)]
-    assert len(heartbeats) >= 4 and max(gaps) < 0.5 * 2, gaps
+    assert len(heartbeats) >= 4 and max(gaps) < 1.5, gaps
