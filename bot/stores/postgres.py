@@ -60,8 +60,13 @@ MIGRATIONS: list[tuple[str, ...]] = [
 ]
 
 POOL_MIN, POOL_MAX = 1, 10
-CONNECT_TIMEOUT = 5.0  # seconds to open one connection: an unreachable server fails fast
-COMMAND_TIMEOUT = 10.0  # seconds for one statement
+# A command must answer within Discord's 3 s: an unreachable server fails it before that.
+CONNECT_TIMEOUT = 2.0  # seconds to open (or wait for) a connection
+COMMAND_TIMEOUT = 2.0  # seconds for one statement, unless given its own below
+BULK_TIMEOUT = 300.0  # seconds for all the rows of a store at once (`store copy`)
+#: Seconds to wait for a lock another process holds: an IDENTIFY lock is held 5 s per shard
+#: queued before this one.
+LOCK_TIMEOUT = 3600.0
 #: The advisory lock key that serializes migrations (any fixed 64-bit number).
 MIGRATION_LOCK = 0x4348_4254_0000_0001
 
@@ -237,7 +242,8 @@ class PostgresSettingsStore(StoreBase):
         async def read(conn: asyncpg.Connection) -> list[StoredRow]:
             rows = await conn.fetch(
                 "SELECT channel_id, key, value FROM charbot_channel_settings"
-                " ORDER BY channel_id, key"
+                " ORDER BY channel_id, key",
+                timeout=BULK_TIMEOUT,
             )
             return [(int(r["channel_id"]), str(r["key"]), str(r["value"])) for r in rows]
 
@@ -254,6 +260,7 @@ class PostgresSettingsStore(StoreBase):
                     " ON CONFLICT (channel_id, key)"
                     " DO UPDATE SET value = excluded.value, updated_at = now()",
                     batch,
+                    timeout=BULK_TIMEOUT,
                 )
 
         if batch:
@@ -294,7 +301,7 @@ class PostgresSettingsStore(StoreBase):
             raise self._unavailable("lock", exc) from exc
         try:
             try:
-                await conn.execute("SELECT pg_advisory_lock($1)", key)
+                await conn.execute("SELECT pg_advisory_lock($1)", key, timeout=LOCK_TIMEOUT)
             except _BROKEN as exc:
                 with contextlib.suppress(asyncpg.InterfaceError):
                     conn.terminate()

@@ -18,6 +18,7 @@ from bot.settings import (
     SettingsUnavailableError,
 )
 from bot.stores import open_store
+from bot.stores import postgres as postgres_module
 from bot.stores.postgres import MIGRATIONS, PostgresSettingsStore
 from tests.tcpproxy import TcpProxy
 
@@ -156,7 +157,11 @@ async def test_unreachable_at_open_is_one_sentence_without_the_password() -> Non
     assert SECRET not in message and "\n" not in message
 
 
-async def test_exclusive_is_shared_between_stores(postgres_url: str) -> None:
+async def test_exclusive_is_shared_between_stores(
+    postgres_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A statement timeout shorter than the hold: waiting for a lock is not a timed-out statement.
+    monkeypatch.setattr(postgres_module, "COMMAND_TIMEOUT", 0.2)
     first = await open_store(postgres_url, registry())
     second = await open_store(postgres_url, registry())
     entered: list[str] = []
@@ -164,7 +169,7 @@ async def test_exclusive_is_shared_between_stores(postgres_url: str) -> None:
         async with first.exclusive("charbot.identify.0"):
             waiting = asyncio.create_task(_enter(second, "charbot.identify.0", entered))
             with pytest.raises(TimeoutError):  # held by the other "process"
-                await asyncio.wait_for(asyncio.shield(waiting), 0.3)
+                await asyncio.wait_for(asyncio.shield(waiting), 0.5)
             async with second.exclusive("charbot.identify.1"):  # another bucket is free
                 entered.append("bucket 1")
             assert entered == ["bucket 1"]
