@@ -18,7 +18,7 @@ from discord.utils import escape_markdown
 from bot.errors import CharbotError, InvalidParamsError
 from bot.generation.backend import Completion
 from bot.generation.params import MAX_TEMPERATURE, check_temperature
-from bot.plugins.base import NO_MENTIONS, CharbotCog, reply, request_origin
+from bot.plugins.base import NO_MENTIONS, CharbotCog, request_origin
 
 if TYPE_CHECKING:
     from bot.app import CharBot
@@ -74,6 +74,17 @@ def check_options(length: object, temperature: object, max_length: int) -> None:
         check_temperature(temperature)
 
 
+async def tell_privately(interaction: discord.Interaction, content: str) -> None:
+    """A failure after the public defer, for the user alone (busy, timed out, settings
+    unavailable): a deferred answer keeps the defer's visibility, so the "thinking" message
+    goes and the sentence comes as an ephemeral followup."""
+    try:
+        await interaction.delete_original_response()
+    except discord.HTTPException as exc:
+        log.warning("could not remove the deferred answer before a failure: %s", exc)
+    await interaction.followup.send(content, ephemeral=True, allowed_mentions=NO_MENTIONS)
+
+
 class Completions(CharbotCog):
     def __init__(self, bot: CharBot) -> None:
         super().__init__(bot)
@@ -125,7 +136,7 @@ class Completions(CharbotCog):
             except CharbotError as exc:
                 # Told here, not in cog_app_command_error: that runs after `track` has ended,
                 # when a shutdown may already have closed the connection.
-                await reply(interaction, str(exc), ephemeral=True)
+                await tell_privately(interaction, str(exc))
                 return
             await interaction.followup.send(
                 format_completion(completion), allowed_mentions=NO_MENTIONS

@@ -262,8 +262,9 @@ async def test_a_database_outage_is_told_and_recovered_without_a_restart(
             ia = await server.invoke_command(
                 "complete", {"prompt": "To be"}, channel_id=w.random.id
             )
-            told = (await ia.wait_response(timeout=15)).content or ""
-            assert "settings are unavailable" in told, told
+            told = await ia.wait_response(timeout=15)
+            assert "settings are unavailable" in (told.content or ""), told
+            assert told.ephemeral and len(ia.replies) == 1
             assert bot.proc.returncode is None
 
             await proxy.start()  # back: the same process recovers, nothing lost
