@@ -24,6 +24,8 @@ URL_ENV = "CHARBOT_TEST_POSTGRES_URL"
 REQUIRE_ENV = "CHARBOT_REQUIRE_POSTGRES"
 DEFAULT_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 TABLES = ("charbot_channel_settings", "charbot_meta", "charbot_schema")
+#: A password for URLs in the tests (trust authentication ignores it): it must never show.
+SECRET = "pw-never-shown-7f3a"
 
 
 def with_database(url: str, database: str) -> str:
@@ -69,3 +71,24 @@ async def postgres_url(postgres_database: str) -> AsyncIterator[str]:
     finally:
         await conn.close()
     yield postgres_database
+
+
+def with_password(url: str, password: str = SECRET, port: int | None = None) -> str:
+    """`url` with a password (trust authentication ignores it) and optionally another port."""
+    parts = urlsplit(url)
+    host = f"{parts.hostname}:{port or parts.port or 5432}"
+    netloc = f"{parts.username or 'postgres'}:{password}@{host}"
+    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
+
+
+async def kill_connections(url: str) -> int:
+    """pg_terminate_backend on every other connection to the test database."""
+    conn = await asyncpg.connect(url)
+    try:
+        killed = await conn.fetchval(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
+            " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        )
+        return int(killed)
+    finally:
+        await conn.close()

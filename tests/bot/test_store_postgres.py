@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 import asyncpg
 import pytest
@@ -20,9 +20,9 @@ from bot.settings import (
 from bot.stores import open_store
 from bot.stores import postgres as postgres_module
 from bot.stores.postgres import MIGRATIONS, PostgresSettingsStore
+from tests.postgres import SECRET, kill_connections, with_password
 from tests.tcpproxy import TcpProxy
 
-SECRET = "pw-never-shown-7f3a"
 CHANNEL = 1_000_000_000_000_000_401
 
 
@@ -31,27 +31,6 @@ def registry() -> SettingsRegistry:
     reg.register_channel("temperature", default=None, owner="test")
     reg.register_channel("model", default="shakespeare", owner="test")
     return reg
-
-
-def with_password(url: str, password: str = SECRET, port: int | None = None) -> str:
-    """`url` with a password (trust authentication ignores it) and optionally another port."""
-    parts = urlsplit(url)
-    host = f"{parts.hostname}:{port or parts.port or 5432}"
-    netloc = f"{parts.username or 'postgres'}:{password}@{host}"
-    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
-
-
-async def kill_connections(url: str) -> int:
-    """pg_terminate_backend on every other connection to the test database."""
-    conn = await asyncpg.connect(url)
-    try:
-        killed = await conn.fetchval(
-            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
-            " WHERE datname = current_database() AND pid <> pg_backend_pid()"
-        )
-        return int(killed)
-    finally:
-        await conn.close()
 
 
 async def test_schema_values_and_meta_without_cache(postgres_url: str) -> None:

@@ -22,8 +22,8 @@ from urllib.parse import urlsplit
 import pytest
 
 from tests.bot.e2e.reliability import server_env
-from tests.bot.test_store_postgres import SECRET, kill_connections, with_password
 from tests.fakediscord import FakeDiscord, FakeGuild, Identify, default_world, shard_of
+from tests.postgres import SECRET, kill_connections, with_password
 from tests.tcpproxy import TcpProxy
 
 REPO = Path(__file__).resolve().parents[3]
