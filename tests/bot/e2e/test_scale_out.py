@@ -3,8 +3,9 @@ bot against FakeDiscord (6 guilds), all sharing one real PostgreSQL store.
 
 IDENTIFY spacing is `discord.identify_spacing_seconds` = 1 s here (5 s, Discord's rule, by
 default) so the processes start in seconds; the test checks the configured spacing. The fake
-records IDENTIFYs when it receives them, a few milliseconds after the process took its turn, so
-gaps are checked with `JITTER` of slack.
+records IDENTIFYs when it receives them, a little after the process took its turn (later still
+on a loaded machine), so gaps are checked with `JITTER` of slack: without the shared lock, two
+processes starting together identify within a few milliseconds of each other.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from tests.tcpproxy import TcpProxy
 
 REPO = Path(__file__).resolve().parents[3]
 SPACING = 1.0
-JITTER = 0.1
+JITTER = 0.2
 GLOBAL_SYNC = ("PUT", "/applications/{app_id}/commands")
 
 
