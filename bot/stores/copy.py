@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from pathlib import Path
 
 from bot.settings import SettingsRegistry, SettingsStoreError
-from bot.stores import SettingsStore, open_store
+from bot.stores import SQLITE_PREFIX, SettingsStore, open_store, sqlite_path
 from bot.stores.urls import mask_url
 
 log = logging.getLogger(__name__)
@@ -36,6 +37,9 @@ class CopyReport:
 async def copy_settings(source_url: str, target_url: str) -> CopyReport:
     if source_url == target_url:
         raise SettingsStoreError(f"--from and --to name the same store, {mask_url(source_url)}.")
+    if source_url.startswith(SQLITE_PREFIX) and not Path(sqlite_path(source_url)).exists():
+        # Opening would create an empty file: a mistyped path would copy nothing, silently.
+        raise SettingsStoreError(f"The store to copy from, {source_url}, does not exist.")
     registry = SettingsRegistry()  # raw rows: no key needs to be registered
     source = await open_store(source_url, registry)
     try:

@@ -217,7 +217,11 @@ def test_store_copy_both_ways_twice(
         )
         == 1
     )
+    assert (
+        main(["store", "copy", "--from", f"sqlite:///{tmp_path / 'typo.sqlite3'}", "--to", pg]) == 1
+    )
     errors = capsys.readouterr().err
     assert "name the same store" in errors and "Cannot reach the settings store" in errors
+    assert "typo.sqlite3, does not exist" in errors and not (tmp_path / "typo.sqlite3").exists()
     everything = "".join(o.out + o.err for o in outputs) + errors + caplog.text
     assert SECRET not in everything
