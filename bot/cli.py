@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import logging
 import os
 import signal
@@ -27,21 +28,37 @@ from bot.stores.copy import copy_settings
 log = logging.getLogger(__name__)
 
 
+def _add_common(parser: argparse.ArgumentParser, default: Any) -> None:
+    parser.add_argument("--config", type=Path, default=default, help="a TOML config file")
+    parser.add_argument(
+        "--log-level",
+        choices=["DEBUG", "INFO", "WARNING", "ERROR"],
+        default=default,
+        help="logging level",
+    )
+    parser.add_argument(
+        "--log-format",
+        choices=["text", "json"],
+        default=default,
+        help="log lines as text or one JSON object each",
+    )
+    parser.add_argument(
+        "--model", default=default, help="the default model's name (from the config)"
+    )
+
+
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="python -m bot",
         description="charbot: a Discord bot that writes like the text it was trained on.",
     )
-    parser.add_argument("--config", type=Path, help="a TOML config file")
-    parser.add_argument(
-        "--log-level", choices=["DEBUG", "INFO", "WARNING", "ERROR"], help="logging level"
-    )
-    parser.add_argument(
-        "--log-format", choices=["text", "json"], help="log lines as text or one JSON object each"
-    )
-    parser.add_argument("--model", help="the default model's name (from the config)")
+    _add_common(parser, None)
+    # The same options after the command (`chat --config f.toml`); SUPPRESS keeps a command
+    # from resetting what was given before it.
+    common = argparse.ArgumentParser(add_help=False)
+    _add_common(common, argparse.SUPPRESS)
     sub = parser.add_subparsers(dest="command")
-    run = sub.add_parser("run", help="run the Discord bot (needs DISCORD_TOKEN)")
+    run = sub.add_parser("run", parents=[common], help="run the Discord bot (needs DISCORD_TOKEN)")
     run.add_argument(
         "--sync-global", action="store_true", help="sync slash commands globally on start"
     )
@@ -60,7 +77,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         metavar="PORT",
         help="serve /metrics, /healthz and /readyz on this port (0: off, the default)",
     )
-    sub.add_parser("chat", help="chat with the model in this terminal")
+    sub.add_parser("chat", parents=[common], help="chat with the model in this terminal")
     store = sub.add_parser("store", help="manage the settings store")
     store_sub = store.add_subparsers(dest="store_command", required=True)
     copy = store_sub.add_parser(
@@ -139,7 +156,10 @@ async def run_store_copy(args: argparse.Namespace) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = parse_args(argv)
+    try:
+        args = parse_args(argv)
+    except SystemExit as exc:  # argparse has printed its usage and one-line error (or --help)
+        return exc.code if isinstance(exc.code, int) else 2
     try:
         if args.command == "store":
             # Needs no config: the two stores are named on the command line.
@@ -160,3 +180,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:
+        # The reader of stdout went away (`chat | head -1`): stop quietly, as `cat` does, and
+        # point stdout at /dev/null so that Python's flush at exit does not fail again.
+        with contextlib.suppress(OSError, ValueError):
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0

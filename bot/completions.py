@@ -1,7 +1,8 @@
 """Completion in a channel: resolve the channel's settings, call its model, track the work.
 
 Scopes, most specific wins: the call's own option, then the channel's setting, then the config's
-default. Used by the Discord plugins and by the console chat alike.
+default. Used by the Discord plugins and by the console chat alike, so both end answers cleanly
+(`GenerationParams.clean_end`) and say the same about prompt pieces a model does not know.
 
 Every completion is counted by model and outcome (`bot.ops.metrics`) and runs under a request id
 (`bot.ops.logs`): `track` gives a handler's work one, so the handler's lines, this service's and
@@ -36,6 +37,35 @@ log = logging.getLogger(__name__)
 
 TEMPERATURE_KEY = "temperature"
 MODEL_KEY = "model"
+
+UNKNOWN_SHOWN = 10  # unknown pieces listed by name in the note; the rest are counted
+PIECE_SHOWN = 20  # characters of each listed piece
+
+
+def unknown_note(completion: Completion) -> str | None:
+    """One sentence on the prompt's pieces the model does not know and what became of them
+    (None when there were none): each piece quoted apart, never a Python repr."""
+    pieces = list(dict.fromkeys(completion.unknown))
+    if not pieces:
+        return None
+    shown = ", ".join(f"“{_visible(piece)}”" for piece in pieces[:UNKNOWN_SHOWN])
+    if len(pieces) > UNKNOWN_SHOWN:
+        shown += f" and {len(pieces) - UNKNOWN_SHOWN} more"
+    they = "it" if len(pieces) == 1 else "they"
+    were = "was" if len(pieces) == 1 else "were"
+    fate = (
+        f"{they} became {completion.unknown_token}"
+        if completion.unknown_token
+        else f"{they} {were} left out"
+    )
+    return f"The model does not know {shown}: {fate}."
+
+
+def _visible(piece: str) -> str:
+    """The piece as a reader can see it: invisible characters by their code point."""
+    if len(piece) > PIECE_SHOWN:
+        piece = piece[:PIECE_SHOWN] + "…"
+    return "".join(c if c.isprintable() and not c.isspace() else f"U+{ord(c):04X}" for c in piece)
 
 
 class CompletionService:
@@ -93,6 +123,7 @@ class CompletionService:
             ),
             top_k=defaults.top_k,
             top_p=defaults.top_p,
+            clean_end=True,
         )
 
     async def complete(

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib
 import logging
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -69,13 +70,23 @@ class Services:
         self.plugin_failures[name] = f"{type(error).__name__}: {error}"
         self.metrics.plugin_failed(name)
 
-    async def start_models(self) -> None:
-        """Load every configured model; a failure is recorded (and told by `/model`), not fatal."""
+    async def start_models(
+        self, *, told_by_caller: Collection[str] = ()
+    ) -> dict[str, CharbotError]:
+        """Load every configured model; a failure is recorded (and told by `/model`), not fatal.
+
+        Returns the failures by model name. Each is logged, except those of the models named in
+        `told_by_caller`, which the caller reports itself (once, not twice).
+        """
+        failures: dict[str, CharbotError] = {}
         for name, spec in self.config.models.models.items():
             try:
                 await self.models.start(name, spec.backend, Path(spec.path))
             except CharbotError as exc:
-                log.error("model %r not loaded: %s", name, exc)
+                failures[name] = exc
+                if name not in told_by_caller:
+                    log.error("model %r not loaded: %s", name, exc)
+        return failures
 
     async def close(self) -> None:
         """Close the models (their in-flight requests finish first), then the store."""

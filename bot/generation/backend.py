@@ -49,6 +49,9 @@ class Completion:
     unknown: tuple[str, ...]  # prompt pieces the vocabulary could not encode (see the policy)
     model: str  # ModelInfo.name of the model that generated it
     seconds: float  # from the request's arrival to its end, queueing included
+    # What the `unknown` pieces became: the token a word model maps them to ("<unk>"), or None
+    # when they were left out (a char model's policy).
+    unknown_token: str | None = None
 
 
 @dataclass(frozen=True)

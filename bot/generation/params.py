@@ -33,11 +33,14 @@ MAX_WORKERS: Final = 64
 #: The highest sampling temperature anyone may ask for (0 is greedy; far above 2 is noise).
 MAX_TEMPERATURE: Final = 2.0
 
+#: With `clean_end`, how many characters a text may run past its length to finish its last word.
+WORD_END_SLACK: Final = 10
+
 
 def check_temperature(value: object) -> float:
     """`value` as a temperature from 0 to MAX_TEMPERATURE, or `InvalidParamsError`."""
     if _is_real(value) and math.isfinite(value) and 0.0 <= value <= MAX_TEMPERATURE:
-        return float(value)
+        return float(value) + 0.0  # + 0.0 turns -0.0 into 0.0, which shows as "0", not "-0"
     raise InvalidParamsError(
         f"The temperature must be from 0.0 to {MAX_TEMPERATURE}; got {value!r}."
     )
@@ -59,7 +62,9 @@ class GenerationParams:
 
     temperature 0 is greedy (argmax); top_k 0 and top_p 1.0 are off; seed None draws fresh
     entropy; generation stops after `max_length` tokens or when the text ends with one of `stop`
-    (which is then left out of the text).
+    (which is then left out of the text). With `clean_end`, a text whose length runs out inside a
+    word finishes that word when it takes at most `WORD_END_SLACK` more characters, and is
+    otherwise cut back to its last whitespace; a stop sequence still ends it where it occurs.
     """
 
     max_length: int = 300
@@ -68,6 +73,7 @@ class GenerationParams:
     top_p: float = 1.0
     seed: int | None = None
     stop: tuple[str, ...] = ()
+    clean_end: bool = False
 
     def validate(self, limits: GenerationLimits | None = None) -> GenerationParams:
         """Check every field, raising `InvalidParamsError` with a user-facing sentence."""

@@ -16,7 +16,7 @@ import numpy as np
 
 from bot.generation.backend import Completion, FinishReason
 from bot.generation.model import LoadedModel
-from bot.generation.params import GenerationParams
+from bot.generation.params import WORD_END_SLACK, GenerationParams
 
 
 class Handle:
@@ -55,7 +55,9 @@ class Request:
         "arrived",
         "cancelled",
         "chars",
+        "clean_end",
         "counted",
+        "cut",
         "emitted",
         "emitted_pieces",
         "finish_reason",
@@ -63,6 +65,7 @@ class Request:
         "ids",
         "joined",
         "log_context",
+        "limit",
         "max_length",
         "model",
         "params",
@@ -96,6 +99,7 @@ class Request:
         self.params = params
         self.max_length = params.max_length
         self.stops = params.stop
+        self.clean_end = params.clean_end
         self.stream = handle.wake is not None
         self.handle = handle
         self.rng = np.random.default_rng(params.seed)  # None: fresh OS entropy
@@ -107,8 +111,10 @@ class Request:
         self.chars = 0
         self.counted = 0  # characters already reported to the engine's stats
         self.pieces: list[str] = []
-        self.text = ""  # the whole output, kept only when there are stop sequences
+        self.text = ""  # the whole output, kept only with stop sequences or clean_end
         self.stop_at: int | None = None  # where a stop sequence begins in `text`
+        self.limit: int | None = None  # clean_end: len(text) when the length ran out mid-word
+        self.cut: int | None = None  # clean_end: where the final text ends
         self.finish_reason: FinishReason = "length"
         self.emitted = 0  # characters handed to the stream so far
         self.emitted_pieces = 0
@@ -119,9 +125,14 @@ class Request:
         self.pieces.append(piece)
         self.tokens += 1
         self.chars += len(piece)
+        if not (self.stops or self.clean_end):
+            if self.tokens >= self.max_length:
+                self.finish_reason = "length"
+                return True
+            return False
+        start = len(self.text)
+        self.text += piece
         if self.stops:
-            start = len(self.text)
-            self.text += piece
             # A word-level piece may carry a stop sequence inside it, not only at its end:
             # search the part of the text this piece could complete a stop sequence in.
             found = [
@@ -131,32 +142,56 @@ class Request:
                 self.stop_at = min(found)
                 self.finish_reason = "stop"
                 return True
-        if self.tokens >= self.max_length:
-            self.finish_reason = "length"
+        if self.tokens < self.max_length:
+            return False
+        self.finish_reason = "length"
+        return not self.clean_end or self._ended_cleanly(start)
+
+    def _ended_cleanly(self, start: int) -> bool:
+        """clean_end, once the length has run out: True when the text may end (at `cut`)."""
+        text = self.text
+        if self.limit is None:  # the length ran out with this piece
+            if not text or text[-1].isspace():
+                return True
+            self.limit = len(text)
+            return False
+        # Finishing the last word: it ends at the first whitespace after the limit.
+        space = next((i for i in range(start, len(text)) if text[i].isspace()), None)
+        if space is not None and space - self.limit <= WORD_END_SLACK:
+            self.cut = space
             return True
-        return False
+        if space is None and len(text) - self.limit <= WORD_END_SLACK:
+            return False
+        # Too long to finish: cut back to the end of the last whole word, if there is one.
+        self.cut = _last_word_end(text[: self.limit]) or self.limit
+        return True
 
     def final_text(self) -> str:
-        """The output without the stop sequence (and anything after it)."""
-        if not self.stops:
+        """The output without the stop sequence (and anything after it), ended cleanly."""
+        if not (self.stops or self.clean_end):
             return "".join(self.pieces)
-        return self.text if self.stop_at is None else self.text[: self.stop_at]
+        if self.stop_at is not None:
+            return self.text[: self.stop_at]
+        return self.text if self.cut is None else self.text[: self.cut]
 
     def take_stream_text(self) -> str:
-        """The output not yet streamed, holding back a tail that may begin a stop sequence."""
-        if not self.stops:
+        """The output not yet streamed, holding back a tail that may begin a stop sequence and,
+        with clean_end, the last word, which the end may still cut."""
+        if not (self.stops or self.clean_end):
             text = "".join(self.pieces[self.emitted_pieces :])
             self.emitted_pieces = len(self.pieces)
             self.emitted += len(text)
             return text
         end = len(self.text) - _held_back(self.text, self.stops)
+        if self.clean_end:
+            end = min(end, _last_word_end(self.text))
         text = self.text[self.emitted : end]
         self.emitted = max(self.emitted, end)
         return text
 
     def take_final_text(self) -> str:
         """The rest of the final text for a stream (never what was already streamed)."""
-        if not self.stops:
+        if not (self.stops or self.clean_end):
             return self.take_stream_text()
         return self.final_text()[self.emitted :]
 
@@ -178,6 +213,7 @@ class Request:
             unknown=self.unknown,
             model=self.model.info.name,
             seconds=time.monotonic() - self.arrived,
+            unknown_token=_replaced_by(self.model) if self.unknown else None,
         )
 
 
@@ -190,3 +226,20 @@ def _held_back(text: str, stops: tuple[str, ...]) -> int:
                 longest = k
                 break
     return longest
+
+
+def _replaced_by(model: LoadedModel) -> str | None:
+    """The token that pieces the vocabulary lacks become, or None when they are dropped."""
+    tokenizer = model.tokenizer
+    return tokenizer.unk_token if tokenizer.unknown == "unk" else None
+
+
+def _last_word_end(text: str) -> int:
+    """Where the last word that whitespace follows ends: the text may be cut there, since the
+    word after it may be unfinished. 0 when there is none."""
+    end = len(text)
+    while end and not text[end - 1].isspace():
+        end -= 1
+    while end and text[end - 1].isspace():
+        end -= 1
+    return end

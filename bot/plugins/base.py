@@ -22,6 +22,9 @@ T = TypeVar("T")
 
 NO_MENTIONS = discord.AllowedMentions.none()
 
+MESSAGE_LIMIT = 2000  # Discord's limit on a message's content
+ELLIPSIS = "…"
+
 #: Discord's codes for an interaction whose token expired (15 min) or is otherwise gone.
 UNKNOWN_WEBHOOK, UNKNOWN_INTERACTION = 10015, 10062
 
@@ -52,8 +55,16 @@ def manage_channels() -> Callable[[T], T]:
     return app_commands.check(predicate)
 
 
+def fit(text: str, limit: int = MESSAGE_LIMIT) -> str:
+    """`text` cut to Discord's limit (an ellipsis says so): a long list or error message must
+    never turn a reply into a failed request."""
+    return text if len(text) <= limit else text[: limit - len(ELLIPSIS)] + ELLIPSIS
+
+
 async def reply(interaction: discord.Interaction, content: str, *, ephemeral: bool = False) -> None:
-    """Answer an interaction whether or not it was deferred, with mentions disabled."""
+    """Answer an interaction whether or not it was deferred, with mentions disabled, within
+    Discord's length limit."""
+    content = fit(content)
     if interaction.response.is_done():
         await interaction.followup.send(content, ephemeral=ephemeral, allowed_mentions=NO_MENTIONS)
     else:

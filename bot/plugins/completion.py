@@ -15,20 +15,19 @@ from discord import app_commands
 from discord.ext import commands
 from discord.utils import escape_markdown
 
+from bot.completions import unknown_note
 from bot.errors import CharbotError, InvalidParamsError
 from bot.generation.backend import Completion
 from bot.generation.params import MAX_TEMPERATURE, check_temperature
-from bot.plugins.base import NO_MENTIONS, CharbotCog, request_origin
+from bot.plugins.base import ELLIPSIS, MESSAGE_LIMIT, NO_MENTIONS, CharbotCog, request_origin
 
 if TYPE_CHECKING:
     from bot.app import CharBot
 
 log = logging.getLogger(__name__)
 
-MESSAGE_LIMIT = 2000  # Discord's limit on a message's content
 OPTION_TEXT_LIMIT = 6000  # Discord's limit on a string option's length
 PROMPT_SHOWN = 300  # characters of the prompt echoed back before the generated text
-ELLIPSIS = "…"
 
 
 def format_completion(completion: Completion, limit: int = MESSAGE_LIMIT) -> str:
@@ -41,10 +40,8 @@ def format_completion(completion: Completion, limit: int = MESSAGE_LIMIT) -> str
     if len(prompt) > PROMPT_SHOWN:
         prompt = ELLIPSIS + prompt[-PROMPT_SHOWN:]
     head = f"**{escape_markdown(prompt)}**" if prompt.strip() else ""
-    note = ""
-    if completion.unknown:
-        dropped = "".join(sorted(set(completion.unknown)))[:40]
-        note = f"\n-# The model does not know {escape_markdown(dropped)!r}; it was left out."
+    unknown = unknown_note(completion)
+    note = "" if unknown is None else f"\n-# {escape_markdown(unknown)}"
     text = completion.text
     body = escape_markdown(text)
     while len(head) + len(body) + len(note) > limit:

@@ -6,15 +6,17 @@ each channel picks one, and the config's default serves the rest.
 
 from __future__ import annotations
 
-import json
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 import discord
 from discord import app_commands
 
 from bot.completions import MODEL_KEY
+from bot.config import BUNDLED_MODEL
+from bot.errors import CharbotError
 from bot.generation.backend import ModelInfo
-from bot.plugins.base import NO_MENTIONS, CharbotGroupCog, manage_channels
+from bot.plugins.base import ELLIPSIS, NO_MENTIONS, CharbotGroupCog, fit, manage_channels
 from bot.settings import InvalidSettingError
 
 if TYPE_CHECKING:
@@ -22,18 +24,56 @@ if TYPE_CHECKING:
     from bot.services import Services
 
 
+CORPUS_FILES_NAMED = 3  # a corpus of more files is summarised as "N files"
+TEXT_SHOWN = 80  # characters of any one text field of a model's provenance
+MODELS_NAMED = 10  # models listed by name under "Also available"; the rest are counted
+
+
 def describe_model(info: ModelInfo, *, markdown: bool = True) -> str:
-    """A few lines on what is serving: name, what it is, its size, provenance, where it runs."""
+    """A few lines on what is serving: name, what it is, its size, provenance, where it runs.
+    Short whatever the model file says (a corpus of 150 files is "150 files")."""
     name = f"**{info.name}**" if markdown else info.name
     size = [f"{info.parameters:,} parameters"] if info.parameters else []
     size += [f"vocabulary of {info.vocab_size:,}"] if info.vocab_size else []
-    lines = [", ".join([f"{name}: {info.description}", *size]), f"Running on: {info.provider}"]
-    training = dict(info.training)
+    lines = [", ".join([f"{name}: {_clip(info.description)}", *size])]
+    lines.append(f"Running on: {_clip(info.provider)}")
+    training = describe_training(info.training)
     if training:
-        keys = ("corpus", "characters", "steps", "seconds", "best_val_loss")
-        shown = {k: training[k] for k in keys if k in training}
-        lines.append(f"Training: {json.dumps(shown, ensure_ascii=False)}")
+        lines.append(f"Training: {training}")
     return "\n".join(lines)
+
+
+def describe_training(training: Mapping[str, Any]) -> str:
+    """The provenance a reader cares about, in words; fields missing or of the wrong type are
+    left out (the metadata comes from a file)."""
+    parts = []
+    corpus, files = training.get("corpus"), training.get("files")
+    if isinstance(files, list) and len(files) > CORPUS_FILES_NAMED:
+        corpus = f"{len(files):,} files"
+    if isinstance(corpus, str) and corpus:
+        parts.append(f"corpus {_clip(corpus)}")
+    for key, unit in (("characters", "characters"), ("steps", "steps"), ("seconds", "s")):
+        value = training.get(key)
+        if _is_number(value):
+            parts.append(f"{value:,.0f} {unit}")
+    loss = training.get("best_val_loss")
+    if _is_number(loss):
+        parts.append(f"best validation loss {loss:.4f}")
+    return ", ".join(parts)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _clip(text: str) -> str:
+    return text if len(text) <= TEXT_SHOWN else text[: TEXT_SHOWN - 1] + ELLIPSIS
+
+
+def usable_models(services: Services) -> list[str]:
+    """The models a channel may pick: those loaded. `/model use`'s autocomplete offers these
+    and its check accepts these, so the two agree."""
+    return services.models.names
 
 
 async def show_model(services: Services, channel_id: int, *, markdown: bool = True) -> str:
@@ -41,13 +81,18 @@ async def show_model(services: Services, channel_id: int, *, markdown: bool = Tr
     text = describe_model(services.models.get(name).info, markdown=markdown)
     others = [n for n in services.models.names if n != name]
     if others:
-        text += f"\nAlso available: {', '.join(others)}"
-    return text
+        listed = ", ".join(others[:MODELS_NAMED])
+        more = len(others) - MODELS_NAMED
+        text += f"\nAlso available: {listed}" + (f" and {more} more" if more > 0 else "")
+    return fit(text)
 
 
-async def use_model(services: Services, channel_id: int, name: str) -> str:
+async def use_model(
+    services: Services, channel_id: int, name: str, *, markdown: bool = True
+) -> str:
     await services.settings.set(channel_id, MODEL_KEY, name)
-    return f"This channel now uses **{name}**."
+    shown = f"**{name}**" if markdown else name
+    return f"This channel now uses {shown}."
 
 
 class Models(CharbotGroupCog, group_name="model"):
@@ -73,7 +118,7 @@ class Models(CharbotGroupCog, group_name="model"):
     ) -> list[app_commands.Choice[str]]:
         return [
             app_commands.Choice(name=n, value=n)
-            for n in self.bot.models.names
+            for n in usable_models(self.bot.services)
             if current.lower() in n.lower()
         ][:25]
 
@@ -83,10 +128,21 @@ def register(services: Services) -> None:
     configured = list(services.config.models.models)
 
     def validate_model(value: Any) -> str:
+        usable = ", ".join(usable_models(services)) or "none is loaded"
         if value not in configured:
+            hint = ""
+            if value == BUNDLED_MODEL.stem:
+                hint = (
+                    f" The bundled model serves only when the config lists it beside yours: "
+                    f'[models.{value}] path = "{BUNDLED_MODEL}".'
+                )
             raise InvalidSettingError(
-                f"There is no model named {value!r}; choose one of: {', '.join(configured)}."
+                f"There is no model named {value!r}; choose one of: {usable}.{hint}"
             )
+        try:
+            services.models.get(value)  # configured, but it may have failed to load
+        except CharbotError as exc:
+            raise InvalidSettingError(f"{exc} Choose one of: {usable}.") from None
         return str(value)
 
     services.settings_registry.register_channel(
