@@ -18,7 +18,8 @@ Environment: `CHARBOT_<SECTION>_<KEY>` for any key (`CHARBOT_ENGINE_WORKERS=2`; 
 comma-separated, booleans 1/0/true/false/yes/no/on/off, an empty value unsets an optional key),
 `CHARBOT_MODELS_DEFAULT` for the default model, and `DISCORD_TOKEN`, the only place the token may
 come from: it never sits in a file, an argv or a repr. Relative store paths live in
-`CHARBOT_DATA_DIR` (or the current directory).
+`CHARBOT_DATA_DIR` (or the current directory). Any other `CHARBOT_*` variable is an error, as a
+misspelled section would otherwise be ignored (`NON_CONFIG_ENV` and `CHARBOT_TEST_*` aside).
 
 Errors:
 
@@ -68,6 +69,11 @@ TOKEN_ENV = "DISCORD_TOKEN"
 IDENTIFY_SPACING_SECONDS = 5.0
 DATA_DIR_ENV = "CHARBOT_DATA_DIR"
 ENV_PREFIX = "CHARBOT_"
+#: CHARBOT_* variables that are not config keys; any other names a section, and a section that
+#: does not exist is an error (a misspelling must not be ignored). CHARBOT_TEST_* belong to the
+#: test suite, as does CHARBOT_REQUIRE_POSTGRES (CI's switch for the PostgreSQL tests).
+NON_CONFIG_ENV = frozenset({DATA_DIR_ENV, "CHARBOT_REQUIRE_POSTGRES"})
+TEST_ENV_PREFIX = "CHARBOT_TEST_"
 
 #: The defaults the config's engine and generation sections take: written once, in params.
 ENGINE_DEFAULTS = EngineConfig()
@@ -538,6 +544,11 @@ def _read_file(builder: _Builder, path: Path) -> None:
         raise ConfigError(f"The config file {path} cannot be read: {exc.strerror or exc}.") from exc
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"The config file {path} is not valid TOML: {exc}.") from exc
+    except UnicodeDecodeError as exc:  # tomllib decodes the bytes as UTF-8 first
+        raise ConfigError(
+            f"The config file {path} is not UTF-8 text (TOML files are UTF-8); "
+            "save it as UTF-8 and try again."
+        ) from exc
     builder.file = path
     base = path.parent.absolute()
     for section, table in document.items():
@@ -578,14 +589,15 @@ def _read_env(builder: _Builder, env: Mapping[str, str]) -> None:
         if var == TOKEN_ENV:
             builder.put_token(raw)
             continue
-        if not var.startswith(ENV_PREFIX):
+        if not var.startswith(ENV_PREFIX) or var in NON_CONFIG_ENV:
+            continue
+        if var.startswith(TEST_ENV_PREFIX):
             continue
         section, _, key = var[len(ENV_PREFIX) :].partition("_")
         section, key = section.lower(), key.lower()
-        # Other CHARBOT_* variables (CHARBOT_DATA_DIR, ...) belong to no section.
-        if section not in _ALL_SECTIONS:
-            continue
         where = f"Environment variable {var}"
+        if section not in _ALL_SECTIONS:
+            raise _unknown(where, section, section, _ALL_SECTIONS)
         if section == "models":
             if key != "default":
                 raise ConfigError(
