@@ -5,7 +5,8 @@ from __future__ import annotations
 from discord.utils import remove_markdown
 
 from bot.generation.backend import Completion
-from bot.plugins.completion import MESSAGE_LIMIT, format_completion
+from bot.plugins.base import MESSAGE_LIMIT
+from bot.plugins.completion import format_completion
 
 
 def completion(prompt: str, text: str, unknown: tuple[str, ...] = ()) -> Completion:

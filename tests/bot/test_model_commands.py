@@ -1,9 +1,10 @@
-"""`/model show|use` and `/complete`'s schema, without Discord: what the commands build and accept."""
+"""`/model show|use` and `/complete`'s schema, without Discord: what the commands build."""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -36,9 +37,9 @@ async def services(tmp_path: Path, tiny_onnx: Path) -> AsyncIterator[Services]:
 async def test_a_model_that_failed_to_load_is_refused(services: Services) -> None:
     with pytest.raises(InvalidSettingError) as caught:
         await use_model(services, 7, "lost")
+    lost = services.config.models.models["lost"].path
     assert str(caught.value) == (
-        f"Model 'lost' is not available: The model file {services.config.models.models['lost'].path}"
-        " does not exist. Choose one of: tiny."
+        f"Model 'lost' is not available: The model file {lost} does not exist. Choose one of: tiny."
     )
     assert usable_models(services) == ["tiny"]  # what autocomplete offers
     assert await use_model(services, 7, "tiny", markdown=False) == "This channel now uses tiny."
@@ -54,7 +55,9 @@ async def test_the_bundled_model_missing_from_a_config_says_how_to_keep_it(
 
 
 def test_model_show_summarises_a_long_provenance() -> None:
-    files = [{"name": f"lyrics-{i:03d}-{'x' * 30}.txt", "characters": 20_000} for i in range(150)]
+    files: list[dict[str, Any]] = [
+        {"name": f"lyrics-{i:03d}-{'x' * 30}.txt", "characters": 20_000} for i in range(150)
+    ]
     info = ModelInfo(
         name="lyrics",
         kind="onnx",

@@ -6,6 +6,7 @@ writes a known text: "bcd abcd abcd ..." after the prompt "a".
 
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 
 import numpy as np
@@ -27,7 +28,7 @@ def cycling_model(path: Path, word: str) -> Path:
     """Greedy decoding writes `word`, a space, `word`, ... (each letter leads to the next)."""
     vocab = ["\n", " ", *word]
     following = {" ": word[0], "\n": word[0], word[-1]: " "}
-    following |= {a: b for a, b in zip(word, word[1:], strict=False)}
+    following |= dict(itertools.pairwise(word))
     table = np.zeros((len(vocab), len(vocab)), dtype=np.float32)
     for piece, successor in following.items():
         table[vocab.index(piece), vocab.index(successor)] = 5.0
