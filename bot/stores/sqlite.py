@@ -58,6 +58,9 @@ _UPSERT = (
     " DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at"
 )
 
+#: Seconds to wait for another process's lock on the file (a second bot, a backup).
+BUSY_TIMEOUT = 5.0
+
 
 class SqliteSettingsStore(StoreBase):
     """Settings in one SQLite file. Open with `await SqliteSettingsStore.open(path, registry)`."""
@@ -220,63 +223,85 @@ def _preflight(path: Path) -> None:
 
 
 async def _prepare(conn: aiosqlite.Connection, path: Path) -> None:
-    """Check the file is ours and not newer, then set WAL and migrate; raise before any write."""
-    with _converting(path, "open"):
-        app_id = await _pragma(conn, "application_id")
-        version = await _pragma(conn, "user_version")
-        async with conn.execute("SELECT count(*) FROM sqlite_master") as cursor:
-            row = await cursor.fetchone()
-        objects = int(row[0]) if row else 0
-        known = len(MIGRATIONS)
-        if app_id not in (0, APPLICATION_ID) or (app_id == 0 and (version or objects)):
-            raise _fail(path, "is a SQLite database of some other program; it was left untouched.")
-        if version > known:
-            raise _fail(
-                path,
-                f"has schema version {version}, newer than this charbot knows ({known}); "
-                "upgrade charbot or restore a backup.",
-            )
-        async with conn.execute("PRAGMA quick_check") as cursor:
-            problems = [str(r[0]) for r in await cursor.fetchall()]
-        if problems != ["ok"]:
-            raise _fail(path, f"is damaged ({problems[0]}); it was left untouched.")
+    """Check the file is ours and not newer, and migrate it, in one write transaction; then WAL.
 
-        mode = await _pragma_text(conn, "journal_mode = WAL")
-        if mode.lower() != "wal":
-            log.warning("settings store %s: journal mode is %s, not WAL", path, mode)
+    The check and the migration share one `BEGIN IMMEDIATE`, so processes opening a fresh file
+    at once take turns: the first creates the schema, the others then find it in place (never
+    half made). Nothing is written before the checks pass.
+    """
+    with _converting(path, "open"):
+        # A second process (another bot instance, a backup) may hold the lock briefly: wait.
+        await conn.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT * 1000)}")
+        await conn.execute("BEGIN IMMEDIATE")
+        try:
+            version = await _check_ours(conn, path)
+            for step in range(version, len(MIGRATIONS)):
+                await _migrate(conn, path, step)
+            if version == len(MIGRATIONS):
+                # Up to date: writing nothing (see the rollback below) leaves the file as it was.
+                # SQLite opens a read-only file read-only without a word: find out now, not at
+                # the first /set. BEGIN IMMEDIATE passes on such a file; a write does not.
+                await conn.execute(f"PRAGMA user_version = {version}")
+                await conn.execute("ROLLBACK")
+            else:
+                await conn.execute("COMMIT")
+        except BaseException:
+            if conn.in_transaction:
+                await conn.execute("ROLLBACK")
+            raise
+        # The journal mode changes outside any transaction, once the file is known to be ours.
+        await _use_wal(conn, path)
         # FULL: a committed setting survives power loss too; writes are rare.
         await conn.execute("PRAGMA synchronous = FULL")
-        # A second process (another bot instance, a backup) may hold the lock briefly.
-        await conn.execute("PRAGMA busy_timeout = 5000")
 
-        for step in range(version, known):
-            await _migrate(conn, path, step)
-        if version == known:
-            await _probe_writable(conn, path, version)
+
+async def _use_wal(conn: aiosqlite.Connection, path: Path) -> None:
+    """Switch the file to WAL (once: the mode persists). The switch needs an exclusive lock that
+    SQLite does not wait for, so while another process opens the file it is retried."""
+    deadline = time.monotonic() + BUSY_TIMEOUT
+    while (mode := await _pragma_text(conn, "journal_mode")).lower() != "wal":
+        try:
+            mode = await _pragma_text(conn, "journal_mode = WAL")
+        except sqlite3.OperationalError as exc:
+            if exc.sqlite_errorcode != sqlite3.SQLITE_BUSY or time.monotonic() > deadline:
+                raise
+            await asyncio.sleep(0.01)
+            continue
+        if mode.lower() != "wal":
+            log.warning("settings store %s: journal mode is %s, not WAL", path, mode)
+            return
+
+
+async def _check_ours(conn: aiosqlite.Connection, path: Path) -> int:
+    """The file's schema version, or SettingsStoreError if it is not ours, newer, or damaged."""
+    app_id = await _pragma(conn, "application_id")
+    version = await _pragma(conn, "user_version")
+    async with conn.execute("SELECT count(*) FROM sqlite_master") as cursor:
+        row = await cursor.fetchone()
+    objects = int(row[0]) if row else 0
+    known = len(MIGRATIONS)
+    if app_id not in (0, APPLICATION_ID) or (app_id == 0 and (version or objects)):
+        raise _fail(path, "is a SQLite database of some other program; it was left untouched.")
+    if version > known:
+        raise _fail(
+            path,
+            f"has schema version {version}, newer than this charbot knows ({known}); "
+            "upgrade charbot or restore a backup.",
+        )
+    async with conn.execute("PRAGMA quick_check") as cursor:
+        problems = [str(r[0]) for r in await cursor.fetchall()]
+    if problems != ["ok"]:
+        raise _fail(path, f"is damaged ({problems[0]}); it was left untouched.")
+    return version
 
 
 async def _migrate(conn: aiosqlite.Connection, path: Path, step: int) -> None:
-    """Run MIGRATIONS[step] and bump the version in one transaction: all of it, or none."""
-    await conn.execute("BEGIN IMMEDIATE")
-    try:
-        for statement in MIGRATIONS[step]:
-            await conn.execute(statement)
-        await conn.execute(f"PRAGMA user_version = {step + 1}")
-        await conn.execute(f"PRAGMA application_id = {APPLICATION_ID}")
-        await conn.execute("COMMIT")
-    except BaseException:
-        await conn.execute("ROLLBACK")
-        raise
+    """Run MIGRATIONS[step] and bump the version, inside the caller's transaction."""
+    for statement in MIGRATIONS[step]:
+        await conn.execute(statement)
+    await conn.execute(f"PRAGMA user_version = {step + 1}")
+    await conn.execute(f"PRAGMA application_id = {APPLICATION_ID}")
     log.info("settings store %s: migrated schema %d -> %d", path, step, step + 1)
-
-
-async def _probe_writable(conn: aiosqlite.Connection, path: Path, version: int) -> None:
-    # SQLite opens a read-only file read-only without a word; find out now, not at the first /set.
-    await conn.execute("BEGIN IMMEDIATE")
-    try:
-        await conn.execute(f"PRAGMA user_version = {version}")
-    finally:
-        await conn.execute("ROLLBACK")
 
 
 async def _pragma(conn: aiosqlite.Connection, name: str) -> int:
