@@ -201,12 +201,26 @@ def build_model(checkpoint: Checkpoint, path: Path) -> CharRNN:
     return model.eval()
 
 
+def own_val_loss(checkpoint: Checkpoint) -> float | None:
+    """The validation loss of the weights this checkpoint holds, or None when they were never
+    validated (a last.pt saved between validations: best_val_loss is then another step's)."""
+    val_loss = checkpoint.get("val_loss")  # on the whole validation text, at the end
+    if val_loss is not None:
+        return float(val_loss)
+    if checkpoint["kind"] == "best":  # best.pt holds the weights that scored best_val_loss
+        best = checkpoint.get("best_val_loss")
+        return None if best is None else float(best)
+    history = checkpoint.get("history")
+    validations = history["val"] if history else []
+    if validations and validations[-1][0] == checkpoint["step"]:  # saved right after one
+        return float(validations[-1][1])
+    return None
+
+
 def training_metadata(checkpoint: Checkpoint) -> dict[str, Any]:
     """The `charbot.training` metadata of a model exported from this checkpoint."""
     config = checkpoint["train_config"]
-    val_loss = checkpoint.get("val_loss")
-    if val_loss is None:
-        val_loss = checkpoint.get("best_val_loss")
+    val_loss = own_val_loss(checkpoint)
     corpus = dict(checkpoint["corpus"])
     # File names, digests and sizes travel with the model; this machine's directories do not.
     corpus["files"] = [

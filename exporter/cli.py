@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import math
 import os
 import shlex
 import sys
@@ -37,7 +38,7 @@ from exporter.checkpoint import (
     load_checkpoint,
     training_metadata,
 )
-from exporter.config import CORPUS_FORMATS, DEVICES, LEVELS, PRECISIONS, TrainConfig
+from exporter.config import CORPUS_FORMATS, DEVICES, LEVELS, MAX_SEED, PRECISIONS, TrainConfig
 from exporter.data import describe_summary
 from exporter.errors import ExporterError, ExportError, TrainingInterrupted
 from exporter.onnx_export import ParityReport, export_onnx, read_metadata, verify_parity
@@ -125,7 +126,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     export.add_argument(
         "--tolerance",
-        type=float,
+        type=_tolerance,
         default=1e-4,
         help="largest |Δlogits| allowed between ONNX Runtime and PyTorch",
     )
@@ -136,7 +137,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     export.add_argument(
         "--max-loss-increase",
-        type=float,
+        type=_finite,
         default=quantize.DEFAULT_MAX_LOSS_INCREASE,
         metavar="X",
         help="with --quantize: refuse when the validation loss rises by more, nats/token "
@@ -167,10 +168,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     verify.add_argument("model", type=Path, metavar="MODEL.onnx")
     verify.add_argument("checkpoint", type=Path, metavar="CKPT")
-    verify.add_argument("--tolerance", type=float, default=1e-4)
+    verify.add_argument("--tolerance", type=_tolerance, default=1e-4)
     verify.add_argument(
         "--max-loss-increase",
-        type=float,
+        type=_finite,
         metavar="X",
         help="int8 files: the allowed validation-loss rise (default: the one it was made with)",
     )
@@ -182,10 +183,10 @@ def build_parser() -> argparse.ArgumentParser:
     sample.add_argument("model", type=Path, metavar="FILE", help="a checkpoint or an .onnx file")
     sample.add_argument("--prompt", default="", help="text to prime the model with")
     sample.add_argument("--length", type=_count, default=500, help="new tokens to generate")
-    sample.add_argument("--temperature", type=float, default=0.8, help="0 = greedy")
+    sample.add_argument("--temperature", type=_finite, default=0.8, help="0 = greedy")
     sample.add_argument("--top-k", type=_count, default=0, help="0 = off")
-    sample.add_argument("--top-p", type=float, default=1.0, help="1.0 = off")
-    sample.add_argument("--seed", type=int, default=None, help="makes the text repeatable")
+    sample.add_argument("--top-p", type=_finite, default=1.0, help="1.0 = off")
+    sample.add_argument("--seed", type=_seed, default=None, help="makes the text repeatable")
     sample.set_defaults(run=run_sample)
     return parser
 
@@ -194,7 +195,7 @@ def _add_card_options(parser: argparse.ArgumentParser) -> None:
     spec = SampleSpec()
     parser.add_argument("--prompt", default=spec.prompt, help="the card's samples start with it")
     parser.add_argument("--length", type=_count, default=spec.length, help="tokens per sample")
-    parser.add_argument("--seed", type=int, default=spec.seed, help="the samples' seed")
+    parser.add_argument("--seed", type=_seed, default=spec.seed, help="the samples' seed")
 
 
 def _add_train_options(parser: argparse.ArgumentParser) -> None:
@@ -206,6 +207,8 @@ def _add_train_options(parser: argparse.ArgumentParser) -> None:
         default = getattr(DEFAULTS, dest)
         if kwargs.get("type") in (int, float):
             kwargs["metavar"] = "N" if kwargs["type"] is int else "X"
+        if kwargs.get("type") is float:
+            kwargs["type"] = _finite  # nan and inf would pass the config's range checks
         parser.add_argument(
             flag, dest=dest, default=None, help=f"{help} (default: {default})", **kwargs
         )
@@ -250,7 +253,7 @@ def _add_train_options(parser: argparse.ArgumentParser) -> None:
     option("--eval-interval", "steps between validations", type=int)
     option("--eval-tokens", "validation sample size in tokens", type=int)
     option("--log-interval", "steps between progress updates", type=int)
-    option("--seed", "random seed", type=int)
+    option("--seed", "random seed", type=_seed, metavar="N")
     option("--device", "where to train", choices=DEVICES)
     option(
         "--precision",
@@ -290,10 +293,14 @@ def run_train(args: argparse.Namespace, argv: list[str]) -> int:
         on_corpus=lambda summary: print(describe_summary(summary), flush=True),
     )
     summary = describe(result)
+    rate = (
+        f"({summary['tokens_per_second']:,} tokens/s)"
+        if result.tokens_per_second
+        else "(the run had already finished: nothing more to train)"
+    )
     print(
-        f"trained {summary['steps']} steps in {summary['seconds']:.1f} s "
-        f"({summary['tokens_per_second']:,} tokens/s); best validation loss "
-        f"{result.best_val_loss:.4f} nats/token"
+        f"trained {summary['steps']} steps in {summary['seconds']:.1f} s {rate}; best "
+        f"validation loss {result.best_val_loss:.4f} nats/token"
     )
     print(f"best: {result.best_path}\nlast: {result.last_path}")
     return 0
@@ -308,18 +315,30 @@ def run_export(args: argparse.Namespace, argv: list[str]) -> int:
         raise ExportError(f"the output {output} is a directory; give a file name ending in .onnx")
     if output.parent.exists() and not output.parent.is_dir():
         raise ExportError(f"cannot write {output}: {output.parent} is a file, not a directory")
+    training = training_metadata(checkpoint)
     quality = None
-    with tempfile.TemporaryDirectory(prefix="charbot-export-") as tmp:
-        # An int8 file is made from a checked fp32 export, which is not kept.
-        fp32 = Path(tmp) / output.name if args.quantize else output
-        export_onnx(model, tokenizer, training_metadata(checkpoint), fp32)
-        parity = verify_parity(fp32, model, tolerance=args.tolerance)
-        print(parity.table())
-        _parity_verdict(parity)
-        if args.quantize:
-            val_ids = quantize.validation_ids(checkpoint, args.checkpoint)
-            quality = quantize.export_int8(fp32, output, val_ids, args.max_loss_increase)
-            print(quality.table())
+    # Nothing reaches `output` before every check has passed, so a failed export never replaces
+    # a good model: an fp32 file is written beside it and renamed over it; an int8 file is made
+    # from an fp32 export in a temporary folder, and written only once its own check passes.
+    staged = output.with_name(f".{output.name}.{os.getpid()}.tmp")
+    try:
+        with tempfile.TemporaryDirectory(prefix="charbot-export-") as tmp:
+            fp32 = Path(tmp) / output.name if args.quantize else staged
+            export_onnx(model, tokenizer, training, fp32)
+            parity = verify_parity(fp32, model, tolerance=args.tolerance)
+            print(parity.table())
+            _parity_verdict(parity)
+            if args.quantize:
+                val_ids = quantize.validation_ids(checkpoint, args.checkpoint)
+                quality = quantize.export_int8(fp32, output, val_ids, args.max_loss_increase)
+                print(quality.table())
+            else:
+                try:
+                    os.replace(staged, output)
+                except OSError as exc:
+                    raise ExportError(f"cannot write {output}: {exc.strerror or exc}") from exc
+    finally:
+        staged.unlink(missing_ok=True)
     size = output.stat().st_size
     print(
         f"wrote {output}: {size:,} bytes ({size / 2**20:.2f} MiB), {model.config.cell} "
@@ -336,6 +355,11 @@ def run_export(args: argparse.Namespace, argv: list[str]) -> int:
         samples=SampleSpec(args.prompt, args.length, args.seed),
     )
     print(f"wrote {card}")
+    if training["best_val_loss"] is None:
+        print(
+            f"note: no validation loss is recorded in {output}: the weights of "
+            f"{args.checkpoint} were saved between validations (best.pt's always have one)"
+        )
     return 0
 
 
@@ -445,6 +469,33 @@ def _count(text: str) -> int:
         raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
     if value < 0:
         raise argparse.ArgumentTypeError(f"{value} is negative")
+    return value
+
+
+def _finite(text: str) -> float:
+    """argparse type: a finite number (float() takes "nan" and "inf")."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a finite number")
+    return value
+
+
+def _tolerance(text: str) -> float:
+    """argparse type: the parity tolerance, a finite number of 0 or more."""
+    value = _finite(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{value:g} is negative")
+    return value
+
+
+def _seed(text: str) -> int:
+    """argparse type: a seed every random generator takes, 0 to MAX_SEED."""
+    value = _count(text)
+    if value > MAX_SEED:
+        raise argparse.ArgumentTypeError(f"{value} is more than {MAX_SEED}")
     return value
 
 

@@ -13,6 +13,7 @@ anything in that budget. Dropout is not one value: a 90-second run is best witho
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
@@ -25,6 +26,9 @@ LEVELS = ("char", "word")
 CORPUS_FORMATS = ("auto", "text", "discord")
 DEVICES = ("auto", "cpu", "cuda")
 PRECISIONS = ("auto", "fp32", "bf16")  # auto: bf16 autocast on a GPU that supports it, else fp32
+
+#: The largest seed torch, numpy and Python's random all accept.
+MAX_SEED = 2**64 - 1
 
 # What a `--resume` may change: how long to go on and where to run. Anything else (the model, the
 # data, the optimiser) would make the continued run differ from one that never stopped.
@@ -72,6 +76,13 @@ class TrainConfig:
     threads: int = 0  # torch.set_num_threads; 0 leaves torch's default
 
     def __post_init__(self) -> None:
+        for f in fields(self):
+            value = getattr(self, f.name)
+            # NaN passes every comparison below unnoticed, and trains to NaN.
+            if isinstance(value, float) and not math.isfinite(value):
+                raise ConfigError(f"{_flag(f.name)} must be a finite number, not {value}")
+        if not 0 <= self.seed <= MAX_SEED:
+            raise ConfigError(f"--seed must be a whole number from 0 to {MAX_SEED}")
         self._check_choice("corpus_format", CORPUS_FORMATS)
         self._check_choice("level", LEVELS)
         self._check_choice("cell", CELLS)

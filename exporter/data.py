@@ -102,7 +102,8 @@ def read_corpora(
         except OSError as exc:
             raise CorpusError(f"cannot read corpus file {path}: {exc.strerror or exc}") from exc
         try:
-            text = raw.decode("utf-8")
+            # utf-8-sig: a byte-order mark (Windows editors write one) is not text to learn.
+            text = raw.decode("utf-8-sig")
         except UnicodeDecodeError as exc:
             raise CorpusError(
                 f"corpus file {path} is not UTF-8 text (bad byte at offset {exc.start})"
@@ -253,9 +254,13 @@ def make_batches(
             if carry_state
             else f"--seq-len {seq_len} + 1"
         )
+        # Advise only the options that can still shrink.
+        shrinkable = [("--seq-len", seq_len)] + ([("--batch-size", batch_size)] * carry_state)
+        smaller = "/".join(flag for flag, value in shrinkable if value > 1)
         raise CorpusError(
             f"the corpus is too short: one training batch needs {need} tokens ({how}) but the "
-            f"training split has {have}; use a longer corpus or smaller --seq-len/--batch-size"
+            f"training split has {have}; use a longer corpus"
+            + (f" or smaller {smaller}" if smaller else "")
         )
     if carry_state:
         return StreamWindows(data, batch_size, seq_len, seed)

@@ -4,8 +4,10 @@ ExporterError
  ├── ConfigError          an option value that cannot work, a resume with an incompatible config
  ├── CorpusError          missing, empty or too-short corpus
  ├── CheckpointError      a corrupt, foreign or unreadable checkpoint or model file
+ │    └── NotOnnxError    a file ONNX Runtime cannot open as a model (perhaps a checkpoint)
  ├── ExportError          an ONNX export or check that failed, an unwritable output
  ├── DeviceError          a device that this machine does not have
+ ├── TrainingDiverged     the training loss became NaN or infinite: the run stopped
  └── TrainingInterrupted  Ctrl-C during training: `last.pt` was saved (the CLI exits 130)
 """
 
@@ -30,11 +32,19 @@ class CheckpointError(ExporterError):
     pass
 
 
+class NotOnnxError(CheckpointError):
+    pass
+
+
 class ExportError(ExporterError):
     pass
 
 
 class DeviceError(ExporterError):
+    pass
+
+
+class TrainingDiverged(ExporterError):
     pass
 
 

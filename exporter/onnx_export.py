@@ -19,7 +19,7 @@ import onnx
 import onnxruntime as ort
 import torch
 
-from exporter.errors import CheckpointError, ExportError
+from exporter.errors import CheckpointError, ExportError, NotOnnxError
 from models import contract
 from models.charrnn import CharRNN
 from models.contract import Cell, ContractError, ContractMetadata, ModelShape
@@ -183,7 +183,7 @@ def open_session(path: Path) -> ort.InferenceSession:
     try:
         return ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     except ORT_ERRORS as exc:
-        raise CheckpointError(f"{path} is not a readable ONNX model") from exc
+        raise NotOnnxError(f"{path} is not a readable ONNX model") from exc
 
 
 def read_metadata(path: Path, session: ort.InferenceSession | None = None) -> ContractMetadata:

@@ -14,15 +14,20 @@ from pathlib import Path
 from typing import Protocol
 
 import numpy as np
+import onnxruntime as ort
 import torch
 
 from exporter.checkpoint import build_model, build_tokenizer, load_checkpoint
-from exporter.errors import CheckpointError, ConfigError
+from exporter.errors import CheckpointError, ConfigError, NotOnnxError
 from exporter.onnx_export import open_session, read_metadata
 from models import contract
 from models.charrnn import CharRNN
-from models.sampling import sample_one
+from models.contract import ContractError
+from models.sampling import banned_token, sample_one
 from models.tokenizers import Encoding, Tokenizer
+
+#: How a file made by `torch.save` begins (a zip archive); an ONNX file (protobuf) never does.
+CHECKPOINT_MAGIC = b"PK\x03\x04"
 
 
 @dataclass(frozen=True)
@@ -79,9 +84,14 @@ class TorchBackend:
 
 
 class OnnxBackend:
-    def __init__(self, path: Path) -> None:
-        self.session = open_session(path)
+    def __init__(self, path: Path, session: ort.InferenceSession | None = None) -> None:
+        self.session = session or open_session(path)
         self.metadata = read_metadata(path, self.session)
+        try:
+            inputs, outputs = self.session.get_inputs(), self.session.get_outputs()
+            contract.check_tensors(inputs, outputs, self.metadata, path)
+        except ContractError as exc:
+            raise CheckpointError(str(exc)) from exc
         self.tokenizer = self.metadata.tokenizer
         shape = self.metadata.model
         self.shape = (shape.state_layers, 1, shape.hidden)
@@ -98,13 +108,26 @@ class OnnxBackend:
 
 
 def open_backend(path: Path) -> Backend:
-    """A `.onnx` file through ONNX Runtime; anything else as a training checkpoint."""
+    """A training checkpoint or an ONNX file, told apart by content, whatever the suffix."""
     if not path.exists():
         raise CheckpointError(f"model file {path} does not exist")
-    if path.suffix == ".onnx":
-        return OnnxBackend(path)
+    if not _is_checkpoint(path):
+        try:
+            return OnnxBackend(path, open_session(path))
+        except NotOnnxError:
+            if path.suffix == ".onnx":
+                raise
+            # Neither kind: the checkpoint reader's error says what is wrong with the file.
     checkpoint = load_checkpoint(path)
     return TorchBackend(build_model(checkpoint, path), build_tokenizer(checkpoint, path))
+
+
+def _is_checkpoint(path: Path) -> bool:
+    try:
+        with path.open("rb") as f:
+            return f.read(len(CHECKPOINT_MAGIC)) == CHECKPOINT_MAGIC
+    except OSError:
+        return False  # a directory or an unreadable file: the reader says which
 
 
 def encode_prompt(tokenizer: Tokenizer, prompt: str) -> tuple[list[int], Encoding]:
@@ -121,12 +144,18 @@ def encode_prompt(tokenizer: Tokenizer, prompt: str) -> tuple[list[int], Encodin
 def generate(
     backend: Backend, prompt_ids: list[int], length: int, params: SamplingParams
 ) -> Iterator[int]:
-    """Yield `length` new token ids after priming with `prompt_ids` (non-empty)."""
+    """Yield `length` new token ids after priming with `prompt_ids` (non-empty). The unknown
+    token is never sampled (`models.sampling.banned_token`), as in the bot."""
     sampler = Sampler(params)
+    banned = banned_token(backend.tokenizer)
     tokens = np.asarray([prompt_ids], dtype=np.int64)  # (1, T)
     logits, state = backend(tokens, backend.initial_state())  # (1, T, vocab)
     for i in range(length):
-        token = sampler.pick(logits[0, -1])
+        row = logits[0, -1]  # (vocab,)
+        if banned is not None:
+            row = row.copy()  # a backend's output buffer may be reused
+            row[banned] = -np.inf
+        token = sampler.pick(row)
         yield token
         if i + 1 < length:
             logits, state = backend(np.asarray([[token]], dtype=np.int64), state)

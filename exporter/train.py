@@ -50,6 +50,7 @@ from exporter.errors import (
     ConfigError,
     CorpusError,
     DeviceError,
+    TrainingDiverged,
     TrainingInterrupted,
 )
 from exporter.metrics import RunLog
@@ -101,7 +102,27 @@ def train(
     if config.threads:
         torch.set_num_threads(config.threads)
     out_dir = Path(out_dir)
-    _prepare_out_dir(out_dir)
+    created = _prepare_out_dir(out_dir)
+    try:
+        trainer = _set_up(config, paths, out_dir, device, resume, overwrite, command, on_corpus)
+    except BaseException:
+        # A run that could not start (a bad corpus, say) leaves no empty directory behind.
+        _remove_empty(created)
+        raise
+    return trainer.run(progress, on_step)
+
+
+def _set_up(
+    config: TrainConfig,
+    paths: list[Path],
+    out_dir: Path,
+    device: torch.device,
+    resume: bool,
+    overwrite: bool,
+    command: str | None,
+    on_corpus: CorpusHook | None,
+) -> Trainer:
+    """Everything before the first step: the checkpoint to resume, the corpus, the batches."""
     last_path = out_dir / "last.pt"
     saved: Checkpoint | None = None
     if resume:
@@ -147,7 +168,7 @@ def train(
     if saved is not None:
         trainer.restore(saved)
     trainer.run_log = RunLog(out_dir, resume_step=trainer.step if saved is not None else None)
-    return trainer.run(progress, on_step)
+    return trainer
 
 
 def resolve_device(name: str) -> torch.device:
@@ -254,6 +275,7 @@ class Trainer:
         self.elapsed = 0.0
         self.best_val_loss: float | None = None
         self.best_step: int | None = None
+        self.saved_step: int | None = None  # the step last.pt holds
         self.train_loss: list[float] = []
         self.val_history: list[tuple[int, float]] = []
         self.carried: torch.Tensor | None = None  # (layers * k, B, H) when carrying state
@@ -305,13 +327,30 @@ class Trainer:
         self.step += 1
 
     def flush_losses(self) -> float | None:
-        """Read the pending losses back (one device sync); their mean, or None if none."""
+        """Read the pending losses back (one device sync); their mean, or None if none.
+
+        A loss that is NaN or infinite stops the run (`TrainingDiverged`): the weights are lost
+        beyond repair, and saving them would overwrite the last good checkpoint.
+        """
         if not self.pending:
             return None
         losses: list[float] = torch.stack(self.pending).tolist()
         self.pending.clear()
+        for i, loss in enumerate(losses):
+            if not math.isfinite(loss):
+                raise self._diverged(self.step - len(losses) + i + 1, loss)
         self.train_loss += losses
         return sum(losses) / len(losses)
+
+    def _diverged(self, step: int, loss: float) -> TrainingDiverged:
+        if self.saved_step is None:
+            kept = "nothing was saved"
+        else:
+            kept = f"{self.last_path} keeps the last good weights (step {self.saved_step})"
+        return TrainingDiverged(
+            f"the training loss became {loss} at step {step}, so the run stopped; {kept}; "
+            "try a lower --lr or a --grad-clip"
+        )
 
     def done(self) -> bool:
         cfg = self.config
@@ -343,8 +382,10 @@ class Trainer:
     def validate_and_save(self) -> float:
         """Validate on the fixed sample, write last.pt, and best.pt if the loss improved; append
         the row of metrics.csv and redraw curve.png."""
-        self.flush_losses()
+        self.flush_losses()  # first: weights that trained to NaN are never saved
         val_loss = self.evaluate(self.model, self.sample_columns)
+        if not math.isfinite(val_loss):
+            raise self._diverged(self.step, val_loss)
         self.val_history.append((self.step, val_loss))
         log.info("step %d: validation loss %.4f", self.step, val_loss)
         if self.best_val_loss is None or val_loss < self.best_val_loss:
@@ -361,6 +402,7 @@ class Trainer:
                 self.config.batch_size * self.config.seq_len,
             )
             self.logged_losses = len(self.train_loss)
+        self.saved_step = self.step
         return val_loss
 
     def final_validation(self) -> float:
@@ -419,7 +461,7 @@ class Trainer:
             raise CheckpointError(f"{self.last_path} cannot be resumed from: {exc}") from exc
         carried = ckpt["carried_state"]
         self.carried = None if carried is None else carried.to(self.device)
-        self.step = int(ckpt["step"])
+        self.step = self.saved_step = int(ckpt["step"])
         self.elapsed = float(ckpt["elapsed"])
         self.best_val_loss = ckpt["best_val_loss"]
         self.best_step = ckpt.get("best_step")
@@ -568,8 +610,14 @@ def _deferred_sigint() -> Iterator[Callable[[], bool]]:
         signal.signal(signal.SIGINT, previous)
 
 
-def _prepare_out_dir(out_dir: Path) -> None:
-    """Create the output directory and check that it is writable, before any training."""
+def _prepare_out_dir(out_dir: Path) -> list[Path]:
+    """Create the output directory and check that it is writable, before any training; the
+    directories it created, deepest first."""
+    created = []
+    missing = out_dir
+    while not missing.exists() and missing != missing.parent:
+        created.append(missing)
+        missing = missing.parent
     if out_dir.exists() and not out_dir.is_dir():
         raise ConfigError(f"the output directory {out_dir} is a file, not a directory")
     probe = out_dir / ".charbot-write-test"
@@ -581,6 +629,16 @@ def _prepare_out_dir(out_dir: Path) -> None:
         raise ConfigError(
             f"cannot write to the output directory {out_dir}: {exc.strerror or exc}"
         ) from exc
+    return created
+
+
+def _remove_empty(directories: list[Path]) -> None:
+    """Remove these directories (deepest first) while they are empty."""
+    for directory in directories:
+        try:
+            directory.rmdir()
+        except OSError:
+            return
 
 
 def _load_for_resume(path: Path, config: TrainConfig) -> Checkpoint:

@@ -25,10 +25,10 @@ Metadata (`metadata_props`, every value a string):
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from os import PathLike
-from typing import Any, Final, Literal, TypeGuard, cast
+from typing import Any, Final, Literal, Protocol, TypeGuard, cast
 
 from models.tokenizers import Tokenizer, TokenizerError, tokenizer_from_json
 
@@ -52,6 +52,10 @@ Cell = Literal["lstm", "gru", "rnn"]
 CELLS: Final[tuple[Cell, ...]] = ("lstm", "gru", "rnn")
 
 Source = str | PathLike[str]
+
+#: Each tensor's ONNX type and rank, as ONNX Runtime reports them.
+EXPECTED_INPUTS: Final = {INPUT_TOKENS: ("tensor(int64)", 2), INPUT_STATE: ("tensor(float)", 3)}
+EXPECTED_OUTPUTS: Final = {OUTPUT_LOGITS: ("tensor(float)", 3), OUTPUT_STATE: ("tensor(float)", 3)}
 
 
 class ContractError(ValueError):
@@ -261,3 +265,64 @@ def _json_object(props: Mapping[str, str], key: str, source: Source) -> dict[str
 
 def _is_int(value: object) -> TypeGuard[int]:
     return isinstance(value, int) and not isinstance(value, bool)
+
+
+class TensorArg(Protocol):
+    """A graph input or output as ONNX Runtime describes it (`session.get_inputs()`)."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def type(self) -> str: ...
+
+    @property
+    def shape(self) -> Sequence[Any]: ...
+
+
+def check_tensors(
+    inputs: Sequence[TensorArg],
+    outputs: Sequence[TensorArg],
+    metadata: ContractMetadata,
+    source: Source,
+) -> None:
+    """The graph's inputs and outputs against the contract: names, types and ranks, and the
+    static dimensions the file has against its metadata. Any fault is one `ContractError`."""
+    shape = metadata.model
+    for kind, args, expected in (
+        ("input", inputs, EXPECTED_INPUTS),
+        ("output", outputs, EXPECTED_OUTPUTS),
+    ):
+        names = [arg.name for arg in args]
+        if sorted(names) != sorted(expected):
+            raise ContractError(
+                f"{source} has {kind}s {names}; the contract needs exactly {list(expected)}."
+            )
+        for arg in args:
+            dtype, rank = expected[arg.name]
+            if arg.type != dtype:
+                raise ContractError(
+                    f"{source} has {kind} {arg.name!r} of type {arg.type}; "
+                    f"the contract needs {dtype}."
+                )
+            if len(arg.shape) != rank:
+                raise ContractError(
+                    f"{source} has {kind} {arg.name!r} of rank {len(arg.shape)}; "
+                    f"the contract needs rank {rank}."
+                )
+            dims = list(arg.shape)
+            if arg.name in (INPUT_STATE, OUTPUT_STATE):
+                _check_dim(
+                    source, arg.name, dims[0], shape.state_layers, "state layers (layers * k)"
+                )
+                _check_dim(source, arg.name, dims[2], shape.hidden, "hidden units")
+            if arg.name == OUTPUT_LOGITS:
+                size = metadata.tokenizer.vocab_size
+                _check_dim(source, arg.name, dims[2], size, "vocabulary size")
+
+
+def _check_dim(source: Source, name: str, dim: object, expected: int, what: str) -> None:
+    if isinstance(dim, int) and dim != expected:
+        raise ContractError(
+            f"{source} has {name!r} with {dim} {what}, but its metadata says {expected}."
+        )

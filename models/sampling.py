@@ -8,9 +8,17 @@ from __future__ import annotations
 
 import numpy as np
 
+from models.tokenizers import Tokenizer
+
 #: Temperatures below this sample as greedy: 1/T would overflow float32 logits, and the
 #: distribution is an argmax to within float error anyway.
 MIN_TEMPERATURE = 1e-4
+
+
+def banned_token(tokenizer: Tokenizer) -> int | None:
+    """The token never sampled: the unknown token, which stands for text the model cannot write.
+    A one-token vocabulary keeps its only token, unknown or not, so sampling stays defined."""
+    return tokenizer.unk_id if tokenizer.vocab_size > 1 else None
 
 
 def draw(cdf: np.ndarray, u: float) -> int:

@@ -25,21 +25,13 @@ from bot.generation.params import Provider
 from models import contract
 from models.contract import ContractError, ContractMetadata
 from models.ort import ORT_ERRORS
+from models.sampling import banned_token
 from models.tokenizers import Tokenizer
 
 log = logging.getLogger(__name__)
 
 CUDA = "CUDAExecutionProvider"
 CPU = "CPUExecutionProvider"
-
-_EXPECTED_INPUTS = {
-    contract.INPUT_TOKENS: ("tensor(int64)", 2),
-    contract.INPUT_STATE: ("tensor(float)", 3),
-}
-_EXPECTED_OUTPUTS = {
-    contract.OUTPUT_LOGITS: ("tensor(float)", 3),
-    contract.OUTPUT_STATE: ("tensor(float)", 3),
-}
 
 
 def cuda_failure_reason() -> str:
@@ -169,6 +161,7 @@ def load_model(
 
     try:
         meta = ContractMetadata.from_props(session.get_modelmeta().custom_metadata_map, path)
+        contract.check_tensors(session.get_inputs(), session.get_outputs(), meta, path)
     except ContractError as exc:
         raise ModelLoadError(str(exc)) from exc
     tokenizer = meta.tokenizer
@@ -176,7 +169,6 @@ def load_model(
     cell, layers, hidden = meta.model.cell, meta.model.layers, meta.model.hidden
     embedding, parameters = meta.model.embedding, meta.model.parameters
     state_layers = meta.model.state_layers
-    _check_tensors(path, session, state_layers, hidden, tokenizer.vocab_size)
 
     info = ModelInfo(
         name=path.stem,
@@ -192,53 +184,12 @@ def load_model(
     )
     pieces = tuple(tokenizer.vocab)
     start_id = tokenizer.start_id
-    # A one-token vocabulary keeps its only token, unknown or not, so sampling stays defined.
-    banned = tokenizer.unk_id if tokenizer.vocab_size > 1 else None
+    banned = banned_token(tokenizer)
     log.info(
         "loaded %s: %s %dx%d, %s-level vocabulary of %d, %d parameters, on %s",
         path, cell, layers, hidden, tokenizer.level, tokenizer.vocab_size, parameters, in_use,
     )  # fmt: skip
     return LoadedModel(session, tokenizer, info, state_layers, hidden, start_id, banned, pieces)
-
-
-def _check_tensors(
-    path: Path, session: Any, state_layers: int, hidden: int, vocab_size: int
-) -> None:
-    """Names, dtypes and ranks of inputs and outputs; static dimensions where the file has them."""
-    for kind, args, expected in (
-        ("input", session.get_inputs(), _EXPECTED_INPUTS),
-        ("output", session.get_outputs(), _EXPECTED_OUTPUTS),
-    ):
-        names = [arg.name for arg in args]
-        if sorted(names) != sorted(expected):
-            raise ModelLoadError(
-                f"{path} has {kind}s {names}; the contract needs exactly {list(expected)}."
-            )
-        for arg in args:
-            dtype, rank = expected[arg.name]
-            if arg.type != dtype:
-                raise ModelLoadError(
-                    f"{path} has {kind} {arg.name!r} of type {arg.type}; "
-                    f"the contract needs {dtype}."
-                )
-            if len(arg.shape) != rank:
-                raise ModelLoadError(
-                    f"{path} has {kind} {arg.name!r} of rank {len(arg.shape)}; "
-                    f"the contract needs rank {rank}."
-                )
-            shape = list(arg.shape)
-            if arg.name in (contract.INPUT_STATE, contract.OUTPUT_STATE):
-                _check_dim(path, arg.name, shape[0], state_layers, "state layers (layers * k)")
-                _check_dim(path, arg.name, shape[2], hidden, "hidden units")
-            if arg.name == contract.OUTPUT_LOGITS:
-                _check_dim(path, arg.name, shape[2], vocab_size, "vocabulary size")
-
-
-def _check_dim(path: Path, name: str, dim: object, expected: int, what: str) -> None:
-    if isinstance(dim, int) and dim != expected:
-        raise ModelLoadError(
-            f"{path} has {name!r} with {dim} {what}, but its metadata says {expected}."
-        )
 
 
 def _first_line(exc: BaseException) -> str:
