@@ -44,3 +44,10 @@ def test_options_work_after_the_command_too(
     assert "bad.toml: unknown key engine.wokers" in capsys.readouterr().err
     assert main(["--model", "x", "chat", "--config", str(path)]) == 1  # both sides at once
     assert "bad.toml" in capsys.readouterr().err
+
+
+def test_an_empty_store_path_in_a_file_says_it_is_empty(tmp_path: Path) -> None:
+    path = tmp_path / "charbot.toml"
+    path.write_text('[store]\npath = ""\n')
+    with pytest.raises(ConfigError, match=r"charbot\.toml: the settings store's path is empty\."):
+        load_config(path, {}, {})

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -9,8 +10,9 @@ from typing import Any
 import pytest
 
 from bot.config import BUNDLED_MODEL, load_config
-from bot.generation.backend import ModelInfo
+from bot.generation.backend import Completion, ModelInfo
 from bot.plugins.base import MESSAGE_LIMIT
+from bot.plugins.completion import format_completion
 from bot.plugins.models import describe_model, show_model, usable_models, use_model
 from bot.runtime import assemble, build_bot
 from bot.services import Services
@@ -96,3 +98,12 @@ async def test_complete_advertises_the_configured_bounds(tmp_path: Path) -> None
     assert options["length"]["max_value"] == 700
     assert options["prompt"]["max_length"] == 500
     assert options["temperature"]["max_value"] == 2.0
+
+
+def test_the_unknown_pieces_note_on_discord_lists_them_apart_without_repr() -> None:
+    done = Completion("text", "To be", 4, "length", ("\\", "*", "\\"), "m", 0.1)
+    shown = format_completion(done)
+    # Markdown-escaped once, so Discord shows “\”, “*”; no repr quoting, no doubled escapes.
+    assert shown.endswith("\n-# The model does not know “\\\\”, “\\*”: they were left out.")
+    replaced = format_completion(dataclasses.replace(done, unknown=("qqq",), unknown_token="<unk>"))
+    assert replaced.endswith("-# The model does not know “qqq”: it became <unk>.")

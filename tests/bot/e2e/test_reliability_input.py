@@ -45,7 +45,7 @@ async def test_a_100000_character_prompt_is_refused_in_one_sentence(
             )
         # And the engine still serves.
         done = await bot.completions.complete(fake_discord.world.general.id, "To be", length=5)
-        assert done.tokens == 5
+        assert done.tokens >= 5  # the length, then perhaps the end of a word (clean_end)
 
 
 ODD_PROMPTS = {
