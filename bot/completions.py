@@ -37,6 +37,9 @@ log = logging.getLogger(__name__)
 
 TEMPERATURE_KEY = "temperature"
 MODEL_KEY = "model"
+LENGTH_KEY = "length"
+TOP_K_KEY = "top_k"
+TOP_P_KEY = "top_p"
 
 UNKNOWN_SHOWN = 10  # unknown pieces listed by name in the note; the rest are counted
 PIECE_SHOWN = 20  # characters of each listed piece
@@ -113,16 +116,18 @@ class CompletionService:
     async def channel_params(
         self, channel_id: int, *, length: int | None = None, temperature: float | None = None
     ) -> GenerationParams:
+        """The params of a request in the channel: the call's options, else the channel's
+        settings, else the config's defaults."""
         defaults = self.defaults
+
+        async def channel(key: str) -> Any:
+            return await self.channel_setting(channel_id, key)
+
         return GenerationParams(
-            max_length=resolve(length, None, defaults.length),
-            temperature=resolve(
-                temperature,
-                await self.channel_setting(channel_id, TEMPERATURE_KEY),
-                defaults.temperature,
-            ),
-            top_k=defaults.top_k,
-            top_p=defaults.top_p,
+            max_length=resolve(length, await channel(LENGTH_KEY), defaults.length),
+            temperature=resolve(temperature, await channel(TEMPERATURE_KEY), defaults.temperature),
+            top_k=resolve(None, await channel(TOP_K_KEY), defaults.top_k),
+            top_p=resolve(None, await channel(TOP_P_KEY), defaults.top_p),
             clean_end=True,
         )
 
@@ -167,6 +172,12 @@ class CompletionService:
             log.log(level, "completion %s on %s: %s", outcome, model, type(exc).__name__)
             raise
         self.metrics.completion(model, "ok")
+
+    async def generate(self, model: str, prompt: str, params: GenerationParams) -> Completion:
+        """Complete with a given model and params (a regenerated text repeats its request)."""
+        if not self.accepting:
+            raise EngineClosedError("The bot is shutting down; try again in a moment.")
+        return await self.models.get(model).complete(prompt, params)
 
     @asynccontextmanager
     async def track(

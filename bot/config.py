@@ -54,16 +54,12 @@ from bot.generation.params import (
     Provider,
 )
 from bot.ops.logs import LogFormat
+from bot.plugins import BUILTIN_PLUGINS
 
 log = logging.getLogger(__name__)
 
 BUNDLED_MODEL = Path(__file__).resolve().parent.parent / "models" / "shakespeare.onnx"
-DEFAULT_PLUGINS = (
-    "bot.plugins.completion",
-    "bot.plugins.temperature",
-    "bot.plugins.models",
-    "bot.plugins.admin",
-)
+DEFAULT_PLUGINS = BUILTIN_PLUGINS
 TOKEN_ENV = "DISCORD_TOKEN"
 #: Discord's rule: at most one IDENTIFY per rate-limit bucket in this many seconds.
 IDENTIFY_SPACING_SECONDS = 5.0
@@ -161,6 +157,8 @@ class DiscordSection:
     identify_spacing_seconds: float = field(
         default=IDENTIFY_SPACING_SECONDS, metadata={"check": _positive}
     )
+    # How long a completion's Continue and Regenerate buttons keep working.
+    buttons_expire_days: float = field(default=7.0, metadata={"check": _positive})
 
 
 @dataclass(frozen=True)

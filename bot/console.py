@@ -1,8 +1,9 @@
 """The local console chat: the bundled model, no Discord needed.
 
-A plain line is a prompt; `/temperature set|show|reset`, `/model [show]`, `/model use NAME` and
-`/help` work as in Discord, on one local channel whose settings persist like a Discord channel's.
-With piped stdin it answers each line and exits at the end of the input, so it can be scripted.
+A plain line is a prompt; `/temperature set|show|reset`, `/settings show|set|reset`,
+`/model [show]`, `/model use NAME` and `/help` work as in Discord, on one local channel whose
+settings persist like a Discord channel's. With piped stdin it answers each line and exits at
+the end of the input, so it can be scripted.
 
 Input is read as bytes on a daemon thread and decoded here, as UTF-8 with bad bytes replaced
 (U+FFFD), whatever the locale: a stray byte never ends the chat or leaks into a prompt as a
@@ -26,6 +27,7 @@ from typing import IO, Any, TextIO
 from bot.completions import unknown_note
 from bot.errors import CharbotError
 from bot.generation.params import MAX_TEMPERATURE
+from bot.plugins import channel_settings as settings_commands
 from bot.plugins import models as model_commands
 from bot.plugins import temperature as temperature_commands
 from bot.services import Services
@@ -42,6 +44,9 @@ Type a line and the model continues it. Commands:
   /temperature set VALUE   set the sampling temperature (0 to {MAX_TEMPERATURE:g})
   /temperature show        show it
   /temperature reset       back to the default
+  /settings show           every setting in use, and where it comes from
+  /settings set KEY VALUE  set length, top_k or top_p (top_k 0 and top_p 1 are off)
+  /settings reset KEY      back to the default
   /model [show]            the model in use
   /model use NAME          switch to another configured model
   /help                    this text
@@ -119,6 +124,13 @@ class ConsoleChat:
             self.say(await temperature_commands.show_temperature(self.services, channel))
         elif name == "temperature" and args == ["reset"]:
             self.say(await temperature_commands.reset_temperature(self.services, channel))
+        elif name == "settings" and args in (["show"], []):
+            self.say(await settings_commands.show_settings(self.services, channel))
+        elif name == "settings" and args[:1] == ["set"] and len(args) == 3:
+            value = _number(args[2])
+            self.say(await settings_commands.set_setting(self.services, channel, args[1], value))
+        elif name == "settings" and args[:1] == ["reset"] and len(args) == 2:
+            self.say(await settings_commands.reset_setting(self.services, channel, args[1]))
         elif name == "model" and args in (["show"], []):
             self.say(await model_commands.show_model(self.services, channel, markdown=False))
         elif name == "model" and args[:1] == ["use"]:
@@ -196,6 +208,17 @@ def _is_terminal(stream: IO[Any]) -> bool:
         return stream.isatty()
     except (AttributeError, ValueError):
         return False
+
+
+def _number(text: str) -> int | float:
+    try:
+        return int(text)
+    except ValueError:
+        pass
+    try:
+        return float(text)
+    except ValueError:
+        raise InvalidSettingError(f"The value must be a number; got {text!r}.") from None
 
 
 async def run_console(

@@ -17,7 +17,9 @@ ENTRY_POINT_GROUP = "charbot.plugins"
 
 BUILTIN_PLUGINS = (
     "bot.plugins.completion",
+    "bot.plugins.continuation",
     "bot.plugins.temperature",
+    "bot.plugins.channel_settings",
     "bot.plugins.models",
     "bot.plugins.admin",
 )

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 import re
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import discord
 from discord import app_commands
@@ -135,8 +135,15 @@ class Completions(CharbotCog):
                 # when a shutdown may already have closed the connection.
                 await tell_privately(interaction, str(exc))
                 return
+            view = await self.buttons(
+                completion,
+                channel_id=channel_id,
+                author_id=interaction.user.id,
+                length=length,
+                temperature=temperature,
+            )
             await interaction.followup.send(
-                format_completion(completion), allowed_mentions=NO_MENTIONS
+                format_completion(completion), allowed_mentions=NO_MENTIONS, view=view
             )
 
     @commands.Cog.listener()
@@ -153,13 +160,43 @@ class Completions(CharbotCog):
         guild_id = message.guild.id if message.guild else None
         origin = request_origin(self.bot, guild_id, message.channel.id)
         async with self.bot.completions.track(**origin):
+            view = discord.utils.MISSING
             try:
                 async with message.channel.typing():
                     completion = await self.bot.completions.complete(message.channel.id, prompt)
                 content = format_completion(completion)
+                view = await self.buttons(
+                    completion, channel_id=message.channel.id, author_id=message.author.id
+                )
             except CharbotError as exc:
                 content = str(exc)
-            await message.reply(content, mention_author=False, allowed_mentions=NO_MENTIONS)
+            await message.reply(
+                content, mention_author=False, allowed_mentions=NO_MENTIONS, view=view
+            )
+
+    async def buttons(
+        self,
+        completion: Completion,
+        *,
+        channel_id: int,
+        author_id: int,
+        length: int | None = None,
+        temperature: float | None = None,
+    ) -> Any:
+        """The `view=` to send with a completion: its Continue and Regenerate buttons, or
+        `MISSING` (none) when the continuation plugin is not loaded."""
+        # Imported here: the continuation plugin builds on this module.
+        from bot.plugins.continuation import buttons_for, sendable
+
+        view = await buttons_for(
+            self.bot,
+            completion,
+            channel_id=channel_id,
+            author_id=author_id,
+            length=length,
+            temperature=temperature,
+        )
+        return sendable(view)
 
 
 async def setup(bot: CharBot) -> None:

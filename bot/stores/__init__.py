@@ -14,7 +14,7 @@ from collections.abc import Awaitable, Callable
 from urllib.parse import urlsplit
 
 from bot.settings import SettingsRegistry, SettingsStoreError
-from bot.stores.base import MemorySettingsStore, SettingsStore, StoreBase, StoredRow
+from bot.stores.base import MemorySettingsStore, SettingsStore, StoreBase, StoredRecord, StoredRow
 from bot.stores.sqlite import SqliteSettingsStore
 from bot.stores.urls import mask_url
 
@@ -24,6 +24,7 @@ __all__ = [
     "SettingsStore",
     "SqliteSettingsStore",
     "StoreBase",
+    "StoredRecord",
     "StoredRow",
     "mask_url",
     "open_store",

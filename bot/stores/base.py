@@ -13,6 +13,10 @@ the database.
 
 A store counts its failures (`errors`, for the metrics) and answers `ping()` cheaply (for the
 readiness probe): a driver implements `ping` with the lightest round trip it has.
+
+It also keeps *records*: JSON documents that plugins need across restarts (what a message's
+buttons continue, say), by (kind, id), each with an expiry and a version. The version makes a
+compare-and-set (`swap_record`), so two bot processes pressing on one record cannot both win.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ import json
 import logging
 from collections.abc import AsyncIterator, Iterable, Iterator
 from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 from bot.settings import (
@@ -36,6 +41,18 @@ log = logging.getLogger(__name__)
 
 #: One stored setting as the driver keeps it: (channel id, key, JSON text).
 StoredRow = tuple[int, str, str]
+
+#: The longest record kind and id a store accepts (an id may travel in a Discord custom id).
+MAX_RECORD_KEY = 64
+
+
+@dataclass(frozen=True)
+class StoredRecord:
+    """A record as stored: its JSON text, its version (0 when created, +1 per swap), its expiry."""
+
+    data: str
+    version: int
+    expires_at: float  # unix seconds
 
 
 class SettingsStore(Protocol):
@@ -87,6 +104,29 @@ class SettingsStore(Protocol):
         """A lock named `name`, shared with every process that sees this store."""
         ...
 
+    async def put_record(self, kind: str, record_id: str, data: str, expires_at: float) -> None:
+        """Create (or replace) a record: JSON text `data`, version 0, kept until `expires_at`."""
+        ...
+
+    async def get_record(self, kind: str, record_id: str, *, now: float) -> StoredRecord | None:
+        """The record, or None when there is none or it expired by `now` (unix seconds)."""
+        ...
+
+    async def swap_record(
+        self, kind: str, record_id: str, data: str, *, version: int, expires_at: float
+    ) -> bool:
+        """Compare-and-set, atomically: when the stored version is `version`, write `data` and
+        `expires_at` and bump the version; False (and no write) when it was changed or deleted."""
+        ...
+
+    async def delete_record(self, kind: str, record_id: str) -> None:
+        """Remove a record (no-op when there is none)."""
+        ...
+
+    async def purge_expired(self, now: float) -> int:
+        """Remove every record expired by `now`; returns how many."""
+        ...
+
     async def close(self) -> None: ...
 
 
@@ -134,6 +174,23 @@ class StoreBase:
         raise NotImplementedError
 
     async def _delete(self, channel_id: int, key: str) -> None:
+        raise NotImplementedError
+
+    async def _put_record(self, kind: str, record_id: str, data: str, expires_at: float) -> None:
+        raise NotImplementedError
+
+    async def _get_record(self, kind: str, record_id: str, now: float) -> StoredRecord | None:
+        raise NotImplementedError
+
+    async def _swap_record(
+        self, kind: str, record_id: str, data: str, version: int, expires_at: float
+    ) -> bool:
+        raise NotImplementedError
+
+    async def _delete_record(self, kind: str, record_id: str) -> None:
+        raise NotImplementedError
+
+    async def _purge_expired(self, now: float) -> int:
         raise NotImplementedError
 
     def _decode(self, channel_id: int, key: str, text: str) -> Any:
@@ -191,6 +248,43 @@ class StoreBase:
         with self._counting():
             await self._delete(channel_id, key)
 
+    async def put_record(self, kind: str, record_id: str, data: str, expires_at: float) -> None:
+        _check_record(kind, record_id, data)
+        with self._counting():
+            await self._put_record(kind, record_id, data, float(expires_at))
+
+    async def get_record(self, kind: str, record_id: str, *, now: float) -> StoredRecord | None:
+        _check_record(kind, record_id)
+        with self._counting():
+            return await self._get_record(kind, record_id, float(now))
+
+    async def swap_record(
+        self, kind: str, record_id: str, data: str, *, version: int, expires_at: float
+    ) -> bool:
+        _check_record(kind, record_id, data)
+        with self._counting():
+            return await self._swap_record(kind, record_id, data, int(version), float(expires_at))
+
+    async def delete_record(self, kind: str, record_id: str) -> None:
+        _check_record(kind, record_id)
+        with self._counting():
+            await self._delete_record(kind, record_id)
+
+    async def purge_expired(self, now: float) -> int:
+        with self._counting():
+            return await self._purge_expired(float(now))
+
+
+def _check_record(kind: str, record_id: str, data: str | None = None) -> None:
+    for name, value in (("kind", kind), ("id", record_id)):
+        if not isinstance(value, str) or not 0 < len(value) <= MAX_RECORD_KEY:
+            raise ValueError(f"a record {name} is a string of 1 to {MAX_RECORD_KEY} characters")
+    if data is not None:
+        try:
+            json.loads(data)
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"record {kind}/{record_id} must be JSON text") from exc
+
 
 def _check_channel(channel_id: int) -> None:
     # Discord snowflakes are unsigned 63-bit; SQLite's INTEGER is signed 64-bit.
@@ -207,6 +301,7 @@ class MemorySettingsStore(StoreBase):
         super().__init__(registry)
         self._rows: dict[tuple[int, str], str] = {}
         self._meta: dict[str, str] = {}
+        self._records: dict[tuple[str, str], StoredRecord] = {}
         self._closed = False
 
     def _check_open(self) -> None:
@@ -247,6 +342,37 @@ class MemorySettingsStore(StoreBase):
 
     async def ping(self) -> None:
         self._check_open()
+
+    async def _put_record(self, kind: str, record_id: str, data: str, expires_at: float) -> None:
+        self._check_open()
+        self._records[(kind, record_id)] = StoredRecord(data, 0, expires_at)
+
+    async def _get_record(self, kind: str, record_id: str, now: float) -> StoredRecord | None:
+        self._check_open()
+        found = self._records.get((kind, record_id))
+        return found if found is not None and found.expires_at > now else None
+
+    async def _swap_record(
+        self, kind: str, record_id: str, data: str, version: int, expires_at: float
+    ) -> bool:
+        self._check_open()
+        # No await between the check and the write: atomic on the event loop.
+        found = self._records.get((kind, record_id))
+        if found is None or found.version != version:
+            return False
+        self._records[(kind, record_id)] = StoredRecord(data, version + 1, expires_at)
+        return True
+
+    async def _delete_record(self, kind: str, record_id: str) -> None:
+        self._check_open()
+        self._records.pop((kind, record_id), None)
+
+    async def _purge_expired(self, now: float) -> int:
+        self._check_open()
+        expired = [key for key, r in self._records.items() if r.expires_at <= now]
+        for key in expired:
+            del self._records[key]
+        return len(expired)
 
     async def close(self) -> None:
         self._closed = True

@@ -19,7 +19,7 @@ from pathlib import Path
 import aiosqlite
 
 from bot.settings import SettingsRegistry, SettingsStoreError
-from bot.stores.base import StoreBase, StoredRow
+from bot.stores.base import StoreBase, StoredRecord, StoredRow
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +47,19 @@ MIGRATIONS: list[tuple[str, ...]] = [
             updated_at REAL NOT NULL  -- unix seconds
         ) WITHOUT ROWID
         """,
+    ),
+    (
+        """
+        CREATE TABLE records (
+            kind       TEXT    NOT NULL,
+            id         TEXT    NOT NULL,
+            data       TEXT    NOT NULL,  -- JSON
+            version    INTEGER NOT NULL,  -- 0 when created, +1 per compare-and-set
+            expires_at REAL    NOT NULL,  -- unix seconds
+            PRIMARY KEY (kind, id)
+        ) WITHOUT ROWID
+        """,
+        "CREATE INDEX records_by_expiry ON records (expires_at)",
     ),
 ]
 
@@ -167,6 +180,51 @@ class SqliteSettingsStore(StoreBase):
         with _converting(self.path, "read"):
             async with conn.execute("SELECT 1") as cursor:
                 await cursor.fetchone()
+
+    async def _put_record(self, kind: str, record_id: str, data: str, expires_at: float) -> None:
+        conn = self._connection()
+        with _converting(self.path, "write"):
+            await conn.execute(
+                "INSERT INTO records (kind, id, data, version, expires_at) VALUES (?, ?, ?, 0, ?)"
+                " ON CONFLICT (kind, id) DO UPDATE SET data = excluded.data, version = 0,"
+                " expires_at = excluded.expires_at",
+                (kind, record_id, data, expires_at),
+            )
+
+    async def _get_record(self, kind: str, record_id: str, now: float) -> StoredRecord | None:
+        conn = self._connection()
+        with _converting(self.path, "read"):
+            async with conn.execute(
+                "SELECT data, version, expires_at FROM records"
+                " WHERE kind = ? AND id = ? AND expires_at > ?",
+                (kind, record_id, now),
+            ) as cursor:
+                row = await cursor.fetchone()
+        return None if row is None else StoredRecord(str(row[0]), int(row[1]), float(row[2]))
+
+    async def _swap_record(
+        self, kind: str, record_id: str, data: str, version: int, expires_at: float
+    ) -> bool:
+        conn = self._connection()
+        with _converting(self.path, "write"):
+            # One statement, so one transaction: the check and the write cannot be split.
+            async with conn.execute(
+                "UPDATE records SET data = ?, version = version + 1, expires_at = ?"
+                " WHERE kind = ? AND id = ? AND version = ?",
+                (data, expires_at, kind, record_id, version),
+            ) as cursor:
+                return cursor.rowcount == 1
+
+    async def _delete_record(self, kind: str, record_id: str) -> None:
+        conn = self._connection()
+        with _converting(self.path, "write"):
+            await conn.execute("DELETE FROM records WHERE kind = ? AND id = ?", (kind, record_id))
+
+    async def _purge_expired(self, now: float) -> int:
+        conn = self._connection()
+        with _converting(self.path, "write"):
+            async with conn.execute("DELETE FROM records WHERE expires_at <= ?", (now,)) as cursor:
+                return max(cursor.rowcount, 0)
 
     async def close(self) -> None:
         conn, self._conn = self._conn, None

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 
 from aiohttp import web
 
+from .components import UPDATE_MESSAGE, UPDATE_TYPES, update_refusal
 from .messages import (
     CHAT_INPUT_COMMAND_TYPE,
     DEFAULT_TYPE,
@@ -40,7 +41,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-APPLICATION_COMMAND = 2
 CHANNEL_MESSAGE, DEFERRED_CHANNEL_MESSAGE, MODAL = 4, 5, 9
 
 
@@ -80,7 +80,7 @@ class InteractionRoutes:
         owners = {"0": str(self.rest.channel_guild(handle.channel_id).id)}
         metadata = {
             "id": str(handle.id),
-            "type": APPLICATION_COMMAND,
+            "type": handle.type,
             "user": handle.user.payload(),
             "authorizing_integration_owners": owners,
             "name": handle.command.lstrip("/"),
@@ -91,7 +91,7 @@ class InteractionRoutes:
             "interaction_metadata": metadata,
             "interaction": {
                 "id": str(handle.id),
-                "type": APPLICATION_COMMAND,
+                "type": handle.type,
                 "name": handle.command.lstrip("/"),
                 "user": handle.user.payload(),
             },
@@ -135,11 +135,17 @@ class InteractionRoutes:
         kind = body.get("type")
         data: JSON = body.get("data") or {}
         self._record_action(handle, "callback", kind, data)
-        if kind not in (CHANNEL_MESSAGE, DEFERRED_CHANNEL_MESSAGE, MODAL):
+        if kind not in (CHANNEL_MESSAGE, DEFERRED_CHANNEL_MESSAGE, MODAL, *UPDATE_TYPES):
             return form_error(
                 "type", "INTERACTION_RESPONSE_TYPE_INVALID", f"Invalid type {kind!r}."
             )
         message: RecordedMessage | None = None
+        if kind in UPDATE_TYPES:
+            updated, error = await self._update_component_message(handle, kind, data, call)
+            if error is not None:
+                return error
+            handle.callback_type, handle.callback_data = kind, data
+            return self._callback_reply(handle, kind, call, updated)
         if kind == CHANNEL_MESSAGE:
             if (error := validate_body(data, call.body.files, creating=True)) is not None:
                 return error
@@ -153,6 +159,11 @@ class InteractionRoutes:
         if message is not None:
             handle.original_message_id = message.id
             await self.rest.broadcast_message("MESSAGE_CREATE", message)
+        return self._callback_reply(handle, kind, call, message)
+
+    def _callback_reply(
+        self, handle: InteractionHandle, kind: int, call: Call, message: RecordedMessage | None
+    ) -> web.Response:
         if not _truthy(call.query.get("with_response")):
             return no_content()
         resource: JSON = {"type": kind}
@@ -162,7 +173,7 @@ class InteractionRoutes:
             {
                 "interaction": {
                     "id": str(handle.id),
-                    "type": APPLICATION_COMMAND,
+                    "type": handle.type,
                     "response_message_id": str(message.id) if message else None,
                     "response_message_loading": kind == DEFERRED_CHANNEL_MESSAGE,
                     "response_message_ephemeral": bool(message and message.ephemeral),
@@ -170,6 +181,27 @@ class InteractionRoutes:
                 "resource": resource,
             }
         )
+
+    async def _update_component_message(
+        self, handle: InteractionHandle, kind: int, data: JSON, call: Call
+    ) -> tuple[RecordedMessage | None, web.Response | None]:
+        """UPDATE_MESSAGE edits the component's message (returned); DEFERRED_UPDATE_MESSAGE
+        edits nothing yet. Either way ``@original`` names that message from now on."""
+        if (refusal := update_refusal(handle)) is not None:
+            return None, refusal
+        assert handle.message_id is not None
+        message = self.s.messages.get(handle.message_id)
+        if message is None or message.deleted:
+            return None, error_reply(404, 10008, "Unknown Message")
+        handle.original_message_id = message.id
+        if kind != UPDATE_MESSAGE:
+            return None, None
+        if (error := validate_body(data, call.body.files, creating=False)) is not None:
+            return None, error
+        apply_edit(message, data, guild=self.s.world.guild)
+        self._reply(handle, "update", message)
+        await self.rest.broadcast_message("MESSAGE_UPDATE", message)
+        return message, None
 
     def _webhook_handle(self, call: Call) -> tuple[InteractionHandle | None, web.Response | None]:
         handle = self.s.interaction_by_token(call.params["token"])
@@ -190,7 +222,9 @@ class InteractionRoutes:
             found = self.s.messages.get(handle.original_message_id)
         else:
             found = self.s.messages.get(int(message_id)) if message_id.isdigit() else None
-        if found is None or found.deleted or found.interaction_id != handle.id:
+        # A component interaction's @original is the message the component is on.
+        ours = found is not None and found.interaction_id == handle.id
+        if found is None or found.deleted or not (ours or found.id == handle.message_id):
             return None
         return found
 

@@ -7,6 +7,7 @@ from collections.abc import Iterable
 
 from aiohttp import web
 
+from .components import validate_components
 from .records import EPHEMERAL, LOADING, RecordedMessage
 from .wire import JSON, Upload, error_reply, form_error, iso_now
 from .world import FakeGuild, FakeUser, Intent
@@ -44,6 +45,10 @@ def validate_body(body: JSON, files: list[Upload], *, creating: bool) -> web.Res
             return form_error(
                 f"embeds.{i}.title", "BASE_TYPE_MAX_LENGTH", "Must be 256 or fewer in length."
             )
+    if (
+        error := validate_components(body.get("components"), int(body.get("flags") or 0))
+    ) is not None:
+        return error
     has_something = bool(
         content
         or embeds

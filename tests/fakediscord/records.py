@@ -15,7 +15,7 @@ from .world import FakeUser
 
 T = TypeVar("T")
 MessageVia = Literal["user", "channel", "interaction", "followup"]
-ReplyKind = Literal["message", "edit", "followup"]
+ReplyKind = Literal["message", "edit", "followup", "update"]
 ActionKind = Literal["callback", "edit_original", "delete_original", "followup", "edit_followup"]
 
 EPHEMERAL = 1 << 6
@@ -140,7 +140,8 @@ class RecordedMessage:
 
 @dataclass(frozen=True)
 class Reply:
-    """One visible answer to an interaction: its first message, an edit, or a followup."""
+    """One visible answer to an interaction: its first message, an edit, a followup, or the
+    update of a component's message (UPDATE_MESSAGE)."""
 
     kind: ReplyKind
     content: str | None
@@ -185,6 +186,8 @@ class InteractionHandle:
     actions: list[InteractionAction] = field(default_factory=list)
     expired: bool = False
     error: str | None = None  # set when the fake refused a response (e.g. too late)
+    type: int = 2  # 2 application command (slash or context menu), 3 message component
+    message_id: int | None = None  # a component interaction's message (the one pressed on)
 
     @property
     def responded(self) -> bool:

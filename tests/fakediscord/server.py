@@ -17,6 +17,7 @@ from typing import Self, TypeVar
 
 from aiohttp import web
 
+from . import components
 from .commands import (
     CommandNotPermitted,
     CommandRegistry,
@@ -423,6 +424,53 @@ class FakeDiscord:
         )
         self._interactions[interaction_id] = handle
         await self.gateway.dispatch("INTERACTION_CREATE", payload, guild_id=guild.id)
+        self.signal.notify()
+        return handle
+
+    # -- components and message context menus (see components.py) -------------------------
+
+    def prepare_press(
+        self,
+        message_id: int,
+        label: str | None = None,
+        *,
+        custom_id: str | None = None,
+        user: FakeUser | None = None,
+    ) -> InteractionHandle:
+        """A press on a bot message's button (by ``label`` or ``custom_id``), built from the
+        message as it is now but not sent: build two, then send both, for a double click."""
+        return components.press_interaction(
+            self, message_id, label=label, custom_id=custom_id, user=user or self.world.member
+        )
+
+    async def press_button(
+        self,
+        message_id: int,
+        label: str | None = None,
+        *,
+        custom_id: str | None = None,
+        user: FakeUser | None = None,
+    ) -> InteractionHandle:
+        """Send MESSAGE_COMPONENT (type 3) for the button; default user ``world.member``."""
+        handle = self.prepare_press(message_id, label, custom_id=custom_id, user=user)
+        return await self.dispatch_interaction(handle)
+
+    async def invoke_message_command(
+        self, name: str, message_id: int, *, user: FakeUser | None = None
+    ) -> InteractionHandle:
+        """Send the message context-menu command ``name`` (Apps > name) on a message."""
+        handle = components.message_command_interaction(
+            self, name, message_id, user=user or self.world.member
+        )
+        return await self.dispatch_interaction(handle)
+
+    async def dispatch_interaction(self, handle: InteractionHandle) -> InteractionHandle:
+        """Send INTERACTION_CREATE for an interaction built but not yet sent."""
+        if not self.gateway.live_sessions():
+            raise InvocationError("no bot session is connected to the gateway")
+        handle.created_at = _loop_time()
+        self._interactions[handle.id] = handle
+        await self.gateway.dispatch("INTERACTION_CREATE", handle.payload)
         self.signal.notify()
         return handle
 

@@ -1,0 +1,385 @@
+"""Continue and Regenerate buttons under every completion, and the "Continue with charbot" menu.
+
+- **Continue** (anyone): the prompt and everything generated so far become the new prompt, with
+  the channel's current model and settings; the continuation is posted as a reply, with buttons
+  of its own, and the continued message's buttons go (the story goes on from the reply).
+- **Regenerate** (who asked, or Manage Messages): the same prompt and params, a new seed; the
+  message is edited in place.
+- **Continue with charbot** (a message context menu, Apps): continues any message's text.
+
+The buttons are `DynamicItem`s whose custom ids name a record in the settings store
+(`bot.completion_records`), so they keep working after a restart until the record expires. The
+buttons are disabled while a press is answered, and a press is claimed before any work, so a
+double press gives one answer.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from dataclasses import replace
+from typing import TYPE_CHECKING, Any, Literal, Self
+
+import discord
+from discord import app_commands
+from discord.ext import tasks
+
+from bot.completion_records import Claim, ClaimStatus, CompletionRecord, CompletionRecords
+from bot.errors import CharbotError
+from bot.generation.backend import Completion
+from bot.generation.params import GenerationParams
+from bot.plugins.base import NO_MENTIONS, CharbotCog, reply
+from bot.plugins.completion import MESSAGE_LIMIT, Completions, format_completion
+
+if TYPE_CHECKING:
+    from bot.app import CharBot
+
+log = logging.getLogger(__name__)
+
+Action = Literal["continue", "regenerate"]
+ACTIONS: tuple[Action, ...] = ("continue", "regenerate")
+LOOKS = {
+    "continue": ("Continue", discord.ButtonStyle.primary),
+    "regenerate": ("Regenerate", discord.ButtonStyle.secondary),
+}
+#: `charbot:<action>:<record id>:<record version>`: well under Discord's 100 characters.
+CUSTOM_ID = re.compile(
+    r"charbot:(?P<action>continue|regenerate):(?P<record>[0-9a-f]{16}):(?P<version>[0-9]{1,9})"
+)
+MENU_NAME = "Continue with charbot"
+
+GONE = (
+    "These buttons no longer work (they last {days:g} days, or the text was continued); "
+    "start again with /complete."
+)
+BUSY = "I am already answering a press on this message; its answer is on the way."
+STALE = "This message changed since you pressed; use its buttons again if you still want to."
+ONLY_AUTHOR = "Only the person who asked (or someone with Manage Messages) can regenerate this."
+NOTHING_TO_CONTINUE = "That message has no text to continue."
+EMPTY = "-# (the model wrote nothing)"
+
+
+class CompletionButton(
+    discord.ui.DynamicItem[discord.ui.Button[discord.ui.View]], template=CUSTOM_ID
+):
+    """A Continue or Regenerate button; everything it needs is in the record its id names."""
+
+    def __init__(self, action: Action, record_id: str, version: int, *, disabled: bool) -> None:
+        label, style = LOOKS[action]
+        super().__init__(
+            discord.ui.Button(
+                label=label,
+                style=style,
+                custom_id=f"charbot:{action}:{record_id}:{version}",
+                disabled=disabled,
+            )
+        )
+        self.action: Action = action
+        self.record_id = record_id
+        self.version = version
+
+    @classmethod
+    async def from_custom_id(
+        cls,
+        interaction: discord.Interaction[Any],
+        item: discord.ui.Item[Any],
+        match: re.Match[str],
+        /,
+    ) -> Self:
+        action: Action = "continue" if match["action"] == "continue" else "regenerate"
+        return cls(action, match["record"], int(match["version"]), disabled=False)
+
+    async def callback(self, interaction: discord.Interaction[Any]) -> None:
+        cog = interaction.client.get_cog(Continuation.__cog_name__)
+        if isinstance(cog, Continuation):
+            await cog.press(interaction, self.action, self.record_id, self.version)
+
+
+def buttons(record_id: str, version: int, *, disabled: bool = False) -> discord.ui.View:
+    """The view under a completion: Continue, then Regenerate."""
+    view = discord.ui.View(timeout=None)
+    for action in ACTIONS:
+        view.add_item(CompletionButton(action, record_id, version, disabled=disabled))
+    return view
+
+
+def sendable(view: discord.ui.View | None) -> Any:
+    """A view for `send`, which takes a missing one but refuses None."""
+    return view if view is not None else discord.utils.MISSING
+
+
+def render(record: CompletionRecord, completion: Completion) -> str:
+    """The message for a record: its header, then the completion as `/complete` shows it (a
+    continuation without its prompt, which the message above already shows)."""
+    shown = completion if record.shows_prompt else replace(completion, prompt="")
+    head = record.header + "\n" if record.header else ""
+    return head + (format_completion(shown, MESSAGE_LIMIT - len(head)) or EMPTY)
+
+
+def message_prompt(message: discord.Message) -> str:
+    """A message's text as a prompt, mentions written as the names people see (`@Name`).
+
+    `clean_content` also breaks `@everyone` with a zero-width space; that is undone, since no
+    message the bot sends pings anyone, and the models do not know that character.
+    """
+    text = message.clean_content
+    return text.replace("@\u200beveryone", "@everyone").replace("@\u200bhere", "@here")
+
+
+async def buttons_for(
+    bot: CharBot,
+    completion: Completion,
+    *,
+    channel_id: int,
+    author_id: int,
+    length: int | None = None,
+    temperature: float | None = None,
+) -> discord.ui.View | None:
+    """The buttons to send under a completion of the channel's model, recording what they need;
+    None when this plugin is not loaded, or the record could not be kept (then there are none)."""
+    cog = bot.get_cog(Continuation.__cog_name__)
+    if not isinstance(cog, Continuation):
+        return None
+    try:
+        params = await bot.completions.channel_params(
+            channel_id, length=length, temperature=temperature
+        )
+    except CharbotError as exc:
+        log.warning("a completion goes without buttons: %s", exc)
+        return None
+    record = CompletionRecord(
+        completion.prompt, completion.text, completion.model, params, author_id, channel_id
+    )
+    return await cog.remember(record)
+
+
+class Continuation(CharbotCog):
+    def __init__(self, bot: CharBot) -> None:
+        super().__init__(bot)
+        self.lifetime_days = bot.config.discord.buttons_expire_days
+        self.records = CompletionRecords(bot.settings, self.lifetime_days)
+        self.max_prompt = bot.config.engine.max_prompt_chars
+        # A context menu cannot be a cog's method: it is added to the tree on load.
+        self.menu = app_commands.ContextMenu(name=MENU_NAME, callback=self.continue_message)
+        self.menu.error(self.cog_app_command_error)
+
+    async def cog_load(self) -> None:
+        self.bot.tree.add_command(self.menu)
+        self.bot.add_dynamic_items(CompletionButton)
+        self.purge_expired.start()
+
+    async def cog_unload(self) -> None:
+        self.purge_expired.cancel()
+        self.bot.remove_dynamic_items(CompletionButton)
+        self.bot.tree.remove_command(self.menu.name, type=self.menu.type)
+
+    @tasks.loop(hours=1)
+    async def purge_expired(self) -> None:
+        try:
+            await self.records.purge()
+        except CharbotError as exc:
+            log.warning("could not remove the expired completion records: %s", exc)
+
+    async def remember(self, record: CompletionRecord) -> discord.ui.View | None:
+        try:
+            record_id, version = await self.records.add(record)
+        except CharbotError as exc:
+            log.warning("a completion goes without buttons: %s", exc)
+            return None
+        return buttons(record_id, version)
+
+    def _cooldown_refusal(self, user: discord.abc.User) -> str | None:
+        """The sentence for a user still in the cooldown shared with /complete and mentions."""
+        cog = self.bot.get_cog(Completions.__cog_name__)
+        wait = cog.retry_after(user) if isinstance(cog, Completions) else None
+        return None if wait is None else f"Slow down: try again in {wait:.1f} s."
+
+    # -- the buttons ------------------------------------------------------------------------
+
+    async def press(
+        self, interaction: discord.Interaction[Any], action: Action, record_id: str, version: int
+    ) -> None:
+        # Tracked until the answer is sent: a shutdown waits for it.
+        async with self.bot.completions.track():
+            try:
+                if action == "continue":
+                    await self._continue(interaction, record_id, version)
+                else:
+                    await self._regenerate(interaction, record_id, version)
+            except CharbotError as exc:
+                await self._tell(interaction, str(exc))
+            except discord.HTTPException as exc:
+                # The interaction expired, or the message was deleted meanwhile.
+                log.warning("a %s press could not be answered: %s", action, exc)
+
+    async def _tell(self, interaction: discord.Interaction[Any], text: str) -> None:
+        try:
+            await reply(interaction, text, ephemeral=True)
+        except discord.HTTPException as exc:
+            log.warning("could not tell the user: %s", exc)
+
+    async def _refuse(self, interaction: discord.Interaction[Any], claim: Claim) -> None:
+        if claim.status is ClaimStatus.GONE:
+            # Buttons that can no longer work are taken off the message.
+            await interaction.response.edit_message(view=None)
+            await self._tell(interaction, GONE.format(days=self.lifetime_days))
+        elif claim.status is ClaimStatus.STALE:
+            # The message shows the buttons of the record's current state (should an update
+            # have been lost, this heals it), and the user may press again.
+            await interaction.response.edit_message(view=buttons(claim.record_id, claim.version))
+            await self._tell(interaction, STALE)
+        else:
+            await self._tell(interaction, BUSY)
+
+    async def _generate(
+        self,
+        interaction: discord.Interaction[Any],
+        model: str,
+        prompt: str,
+        params: GenerationParams,
+    ) -> Completion | None:
+        """Run a completion; a failure the user should hear of is told ephemerally (None)."""
+        try:
+            return await self.bot.completions.generate(model, prompt, params)
+        except CharbotError as exc:
+            await interaction.followup.send(str(exc), ephemeral=True, allowed_mentions=NO_MENTIONS)
+            return None
+
+    async def _regenerate(
+        self, interaction: discord.Interaction[Any], record_id: str, version: int
+    ) -> None:
+        found = await self.records.get(record_id)
+        if found is None:
+            await self._refuse(interaction, Claim(ClaimStatus.GONE, record_id))
+            return
+        record = found[0]
+        if interaction.user.id != record.author_id and not interaction.permissions.manage_messages:
+            await self._tell(interaction, ONLY_AUTHOR)
+            return
+        if (refusal := self._cooldown_refusal(interaction.user)) is not None:
+            await self._tell(interaction, refusal)
+            return
+        claim = await self.records.claim(record_id, version)
+        if claim.status is not ClaimStatus.CLAIMED or claim.record is None:
+            await self._refuse(interaction, claim)
+            return
+        record = claim.record
+        completion: Completion | None = None
+        try:
+            disabled = buttons(record_id, claim.version, disabled=True)
+            await interaction.response.edit_message(view=disabled)
+            # A new seed (None draws fresh entropy); everything else as the first time.
+            params = replace(record.params, seed=None)
+            completion = await self._generate(interaction, record.model, record.prompt, params)
+        finally:
+            kept = None if completion is None else replace(record, text=completion.text)
+            new_version = await self.records.release(claim, kept)
+        view = buttons(record_id, new_version) if new_version is not None else None
+        if completion is not None and kept is not None:
+            await interaction.edit_original_response(content=render(kept, completion), view=view)
+        else:
+            await interaction.edit_original_response(view=view)
+
+    async def _continue(
+        self, interaction: discord.Interaction[Any], record_id: str, version: int
+    ) -> None:
+        if (refusal := self._cooldown_refusal(interaction.user)) is not None:
+            await self._tell(interaction, refusal)
+            return
+        claim = await self.records.claim(record_id, version)
+        if claim.status is not ClaimStatus.CLAIMED or claim.record is None:
+            await self._refuse(interaction, claim)
+            return
+        continued = False
+        new_version: int | None = None
+        try:
+            await interaction.response.edit_message(
+                view=buttons(record_id, claim.version, disabled=True)
+            )
+            continued = await self._post_continuation(interaction, claim.record)
+        finally:
+            if continued:
+                await self.records.drop(record_id)
+            else:
+                new_version = await self.records.release(claim)
+        # The story goes on from the reply: the continued message's buttons go.
+        keep = not continued and new_version is not None
+        await interaction.edit_original_response(
+            view=buttons(record_id, new_version) if keep and new_version is not None else None
+        )
+
+    async def _post_continuation(
+        self, interaction: discord.Interaction[Any], record: CompletionRecord
+    ) -> bool:
+        """Continue `record`'s text with the channel's settings and post it as a reply."""
+        message = interaction.message
+        channel_id = self.channel_id(interaction)
+        if message is None:
+            return False
+        completions = self.bot.completions
+        prompt = record.context(self.max_prompt)
+        model = await completions.channel_model(channel_id)
+        params = await completions.channel_params(channel_id)
+        completion = await self._generate(interaction, model, prompt, params)
+        if completion is None:
+            return False
+        new = CompletionRecord(
+            prompt,
+            completion.text,
+            completion.model,
+            params,
+            interaction.user.id,
+            channel_id,
+            shows_prompt=False,
+        )
+        view = await self.remember(new)
+        await message.reply(
+            render(new, completion),
+            view=sendable(view),
+            mention_author=False,
+            allowed_mentions=NO_MENTIONS,
+        )
+        return True
+
+    # -- the context menu -------------------------------------------------------------------
+
+    async def continue_message(
+        self, interaction: discord.Interaction[Any], message: discord.Message
+    ) -> None:
+        """Continue this message's text with the channel's model and settings."""
+        channel_id = self.channel_id(interaction)
+        prompt = message_prompt(message)[-self.max_prompt :]
+        if not prompt.strip():
+            await self._tell(interaction, NOTHING_TO_CONTINUE)
+            return
+        if (refusal := self._cooldown_refusal(interaction.user)) is not None:
+            await self._tell(interaction, refusal)
+            return
+        completions = self.bot.completions
+        async with completions.track():
+            await interaction.response.defer(thinking=True)
+            model = await completions.channel_model(channel_id)
+            params = await completions.channel_params(channel_id)
+            completion = await self._generate(interaction, model, prompt, params)
+            if completion is None:
+                return
+            header = f"-# Continuing {message.author.mention}'s message {message.jump_url}"
+            record = CompletionRecord(
+                prompt,
+                completion.text,
+                completion.model,
+                params,
+                interaction.user.id,
+                channel_id,
+                header=header,
+            )
+            view = await self.remember(record)
+            await interaction.followup.send(
+                render(record, completion),
+                view=sendable(view),
+                allowed_mentions=NO_MENTIONS,
+            )
+
+
+async def setup(bot: CharBot) -> None:
+    await bot.add_cog(Continuation(bot))
