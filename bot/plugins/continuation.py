@@ -18,7 +18,7 @@ from __future__ import annotations
 import logging
 import re
 from dataclasses import replace
-from typing import TYPE_CHECKING, Any, Literal, Self
+from typing import TYPE_CHECKING, Any, Literal, Protocol, Self, runtime_checkable
 
 import discord
 from discord import app_commands
@@ -57,6 +57,13 @@ STALE = "This message changed since you pressed; use its buttons again if you st
 ONLY_AUTHOR = "Only the person who asked (or someone with Manage Messages) can regenerate this."
 NOTHING_TO_CONTINUE = "That message has no text to continue."
 EMPTY = "-# (the model wrote nothing)"
+
+
+@runtime_checkable
+class HasCooldown(Protocol):
+    """The completion cog's per-user cooldown, which the buttons and the menu share."""
+
+    def retry_after(self, user: discord.abc.User) -> float | None: ...
 
 
 class CompletionButton(
@@ -190,8 +197,9 @@ class Continuation(CharbotCog):
 
     def _cooldown_refusal(self, user: discord.abc.User) -> str | None:
         """The sentence for a user still in the cooldown shared with /complete and mentions."""
+        # Not isinstance(cog, Completions): reloading that extension makes a new class.
         cog = self.bot.get_cog(Completions.__cog_name__)
-        wait = cog.retry_after(user) if isinstance(cog, Completions) else None
+        wait = cog.retry_after(user) if isinstance(cog, HasCooldown) else None
         return None if wait is None else f"Slow down: try again in {wait:.1f} s."
 
     # -- the buttons ------------------------------------------------------------------------
