@@ -98,3 +98,29 @@ async def test_the_console_creates_no_discord_client(
     assert status == 0
     lines = out.getvalue().splitlines()
     assert lines[0] == "Temperature set to 0." and lines[1].startswith("To be")
+
+
+async def test_settings_in_the_console(config: Path, tmp_path: Path) -> None:
+    import io
+
+    from bot.config import load_config
+    from bot.console import run_console
+    from bot.runtime import build_services
+
+    services = await build_services(load_config(config, {"CHARBOT_DATA_DIR": str(tmp_path)}))
+    lines = ["/settings set length 12", "/settings set top_p 0", "/settings set top_k x"]
+    lines += ["/temperature set 0", "To be"]  # greedy: the same text every run
+    out = io.StringIO()
+    try:
+        status = await run_console(services, io.StringIO("\n".join([*lines, "/settings"])), out)
+    finally:
+        await services.close()
+    assert status == 0
+    said = out.getvalue().splitlines()
+    assert said[:3] == [
+        "length set to 12 for this channel.",
+        "error: top_p must be above 0 and at most 1 (1 is off); got 0.",
+        "error: The value must be a number; got 'x'.",
+    ]
+    assert said[4].startswith("To be") and len(said[4]) == len("To be") + 12
+    assert "length: 12 (channel)" in said and "top_p: 1 (off) (default)" in said

@@ -1,4 +1,4 @@
-"""FakeDiscord's message components and message context menus, against the real discord.py client."""
+"""FakeDiscord's message components and context menus, against the real discord.py client."""
 
 from __future__ import annotations
 
@@ -8,7 +8,6 @@ from typing import Any
 import discord
 import pytest
 import pytest_asyncio
-from discord import app_commands
 from discord.ext import commands
 from discord.http import Route
 
