@@ -76,12 +76,21 @@ async def test_continue_goes_on_where_the_text_stopped(
         assert labels(third) == [("Continue", False), ("Regenerate", False)]
         assert [r.kind for r in press.replies] == ["update", "edit"]
         assert not third_press.error
+
+        # A reply to a mention carries the buttons too.
+        said = await fake_discord.send_message(
+            w.general.id, w.member, f"{w.bot.mention} To be", mentions=[w.bot]
+        )
+        answer = await fake_discord.wait_for_message(
+            w.general.id, lambda m: str((m.message_reference or {}).get("message_id")) == str(said)
+        )
+        assert labels(answer) == [("Continue", False), ("Regenerate", False)]
     fake_discord.assert_no_unknown_requests()
 
 
 async def test_regenerate_by_the_author_only(fake_discord: FakeDiscord, run_bot: RunBot) -> None:
     w = fake_discord.world
-    async with run_bot():
+    async with run_bot() as bot:
         message = await complete(fake_discord, "To be")  # at the default temperature, 0.8
         before, edits = message.content, len(message.edits)
 
@@ -102,6 +111,17 @@ async def test_regenerate_by_the_author_only(fake_discord: FakeDiscord, run_bot:
         edited = message.content
         await fake_discord.press_button(message.id, "Regenerate", user=w.owner)
         await fake_discord.wait_until(lambda: message.content != edited, 20, "the owner's reroll")
+
+        # When the bot cannot generate (here: it is shutting down), the presser is told, and
+        # the buttons come back.
+        await fake_discord.wait_until(lambda: labels(message)[0] == ("Continue", False))
+        rerolled = message.content
+        bot.completions.stop_accepting()
+        busy = await fake_discord.press_button(message.id, "Regenerate", user=w.member)
+        update, told, restored = await busy.wait_replies(3)
+        assert update.kind == "update" and labels(message)[0] == ("Continue", False)
+        assert told.ephemeral and "shutting down" in (told.content or "")
+        assert restored.kind == "edit" and message.content == rerolled
 
 
 async def test_buttons_survive_a_restart_expire_and_answer_a_double_press_once(
