@@ -23,7 +23,7 @@ from bot.stores.urls import mask_url
 URL_ENV = "CHARBOT_TEST_POSTGRES_URL"
 REQUIRE_ENV = "CHARBOT_REQUIRE_POSTGRES"
 DEFAULT_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
-TABLES = ("charbot_channel_settings", "charbot_meta", "charbot_schema")
+TABLES = ("charbot_channel_settings", "charbot_meta", "charbot_records", "charbot_schema")
 #: A password for URLs in the tests (trust authentication ignores it): it must never show.
 SECRET = "pw-never-shown-7f3a"
 

@@ -30,7 +30,7 @@ from typing import TypeVar
 import asyncpg
 
 from bot.settings import SettingsRegistry, SettingsStoreError, SettingsUnavailableError
-from bot.stores.base import StoreBase, StoredRow
+from bot.stores.base import StoreBase, StoredRecord, StoredRow
 from bot.stores.urls import mask_url
 
 log = logging.getLogger(__name__)
@@ -56,6 +56,19 @@ MIGRATIONS: list[tuple[str, ...]] = [
             updated_at TIMESTAMPTZ NOT NULL DEFAULT now()
         )
         """,
+    ),
+    (
+        """
+        CREATE TABLE charbot_records (
+            kind       TEXT             NOT NULL,
+            id         TEXT             NOT NULL,
+            data       TEXT             NOT NULL,  -- JSON
+            version    INTEGER          NOT NULL,  -- 0 when created, +1 per compare-and-set
+            expires_at DOUBLE PRECISION NOT NULL,  -- unix seconds
+            PRIMARY KEY (kind, id)
+        )
+        """,
+        "CREATE INDEX charbot_records_by_expiry ON charbot_records (expires_at)",
     ),
 ]
 
@@ -265,6 +278,73 @@ class PostgresSettingsStore(StoreBase):
 
         if batch:
             await self._run("write", write)
+
+    # -- records -----------------------------------------------------------------------------
+
+    async def _put_record(self, kind: str, record_id: str, data: str, expires_at: float) -> None:
+        async def write(conn: asyncpg.Connection) -> None:
+            await conn.execute(
+                "INSERT INTO charbot_records (kind, id, data, version, expires_at)"
+                " VALUES ($1, $2, $3, 0, $4)"
+                " ON CONFLICT (kind, id) DO UPDATE SET data = excluded.data, version = 0,"
+                " expires_at = excluded.expires_at",
+                kind,
+                record_id,
+                data,
+                expires_at,
+            )
+
+        await self._run("write", write)
+
+    async def _get_record(self, kind: str, record_id: str, now: float) -> StoredRecord | None:
+        async def read(conn: asyncpg.Connection) -> StoredRecord | None:
+            row = await conn.fetchrow(
+                "SELECT data, version, expires_at FROM charbot_records"
+                " WHERE kind = $1 AND id = $2 AND expires_at > $3",
+                kind,
+                record_id,
+                now,
+            )
+            if row is None:
+                return None
+            return StoredRecord(str(row["data"]), int(row["version"]), float(row["expires_at"]))
+
+        return await self._run("read", read)
+
+    async def _swap_record(
+        self, kind: str, record_id: str, data: str, version: int, expires_at: float
+    ) -> bool:
+        async def swap(conn: asyncpg.Connection) -> bool:
+            # One statement: the row lock makes a racing second UPDATE see the new version.
+            # (Should the connection die after the commit, the retry finds the version moved and
+            # answers False: a press is then refused, never answered twice.)
+            status = await conn.execute(
+                "UPDATE charbot_records SET data = $3, version = version + 1, expires_at = $5"
+                " WHERE kind = $1 AND id = $2 AND version = $4",
+                kind,
+                record_id,
+                data,
+                version,
+                expires_at,
+            )
+            return str(status) == "UPDATE 1"
+
+        return await self._run("write", swap)
+
+    async def _delete_record(self, kind: str, record_id: str) -> None:
+        async def delete(conn: asyncpg.Connection) -> None:
+            await conn.execute(
+                "DELETE FROM charbot_records WHERE kind = $1 AND id = $2", kind, record_id
+            )
+
+        await self._run("write", delete)
+
+    async def _purge_expired(self, now: float) -> int:
+        async def purge(conn: asyncpg.Connection) -> int:
+            status = await conn.execute("DELETE FROM charbot_records WHERE expires_at <= $1", now)
+            return int(str(status).rsplit(" ", 1)[-1])
+
+        return await self._run("write", purge)
 
     # -- bot-wide state and locks ------------------------------------------------------------
 

@@ -18,20 +18,31 @@ from bot.completion_records import (
 )
 from bot.generation.params import GenerationParams
 from bot.settings import SettingsRegistry
-from bot.stores import MemorySettingsStore, SettingsStore, SqliteSettingsStore
+from bot.stores import MemorySettingsStore, SettingsStore, SqliteSettingsStore, open_store
 from bot.stores import sqlite as sqlite_module
 
 NOW = 1_000_000.0
 
 
-@pytest.fixture(params=["memory", "sqlite"])
-async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[SettingsStore]:
+@pytest.fixture(params=["memory", "sqlite", "postgres"])
+def store_kind(request: pytest.FixtureRequest) -> tuple[str, str | None]:
+    """The driver, and for PostgreSQL the URL of an emptied test database."""
+    if request.param == "postgres":
+        return request.param, request.getfixturevalue("postgres_url")
+    return request.param, None
+
+
+@pytest.fixture
+async def store(store_kind: tuple[str, str | None], tmp_path: Path) -> AsyncIterator[SettingsStore]:
     registry = SettingsRegistry()
-    s: SettingsStore = (
-        MemorySettingsStore(registry)
-        if request.param == "memory"
-        else await SqliteSettingsStore.open(tmp_path / "s.sqlite3", registry)
-    )
+    kind, url = store_kind
+    s: SettingsStore
+    if kind == "memory":
+        s = MemorySettingsStore(registry)
+    elif url is None:
+        s = await SqliteSettingsStore.open(tmp_path / "s.sqlite3", registry)
+    else:
+        s = await open_store(url, registry)
     yield s
     await s.close()
 
