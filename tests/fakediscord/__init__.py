@@ -17,6 +17,13 @@ A guild belongs to shard ``shard_of(guild_id, shard_count)``; ``FakeDiscord(max_
 recommended_shards=...)`` sets what ``GET /gateway/bot`` says, and ``server.identifies`` records
 every IDENTIFY with its bucket (see ``gateway.py`` for the sharding rules and close codes).
 
+Components and context menus (see ``components.py``): ``press_button(message_id, "Label")``
+sends a button press (interaction type 3) carrying the message as the user's client shows it;
+``prepare_press`` builds one without sending it (two of them, then ``dispatch_interaction`` each,
+make a double click); ``invoke_message_command(name, message_id)`` runs a message context-menu
+command. The bot's components are validated as Discord does, and it may answer a press with
+UPDATE_MESSAGE or a deferred update (``Reply.kind == "update"``, then ``"edit"``).
+
 Typical use::
 
     async def test_temperature(fake_discord: FakeDiscord) -> None:

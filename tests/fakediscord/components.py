@@ -17,12 +17,12 @@ component is on, or DEFERRED_UPDATE_MESSAGE (6), which edits nothing yet; either
 from __future__ import annotations
 
 import copy
-import secrets
 from typing import TYPE_CHECKING
 
 from aiohttp import web
 
 from .commands import CommandNotRegistered, InvalidOption, InvocationError
+from .envelope import interaction_payload
 from .records import InteractionHandle, RecordedMessage
 from .wire import JSON, form_error
 from .world import FakeUser
@@ -139,39 +139,6 @@ def buttons_of(message: RecordedMessage) -> list[JSON]:
 # -- what users do --------------------------------------------------------------------------------
 
 
-def _envelope(
-    server: FakeDiscord, *, kind: int, data: JSON, user: FakeUser, channel_id: int
-) -> JSON:
-    """An INTERACTION_CREATE payload around ``data``, as Discord sends it in a guild channel."""
-    world, guild = server.world, server.world.guild
-    member = guild.member(user.id)
-    channel = guild.channel(channel_id)
-    if member is None or channel is None:
-        raise InvocationError(f"{user.username} / channel {channel_id} is not in the guild")
-    perms = guild.channel_permissions(user.id, channel_id)
-    return {
-        "id": str(server.snowflakes.next()),
-        "application_id": str(world.application_id),
-        "type": kind,
-        "data": data,
-        "guild_id": str(guild.id),
-        "guild": {"id": str(guild.id), "locale": "en-US", "features": []},
-        "channel_id": str(channel_id),
-        "channel": guild.channel_payload(channel, for_user=user.id),
-        "member": member.payload(permissions=perms),
-        "token": "fake-interaction-" + secrets.token_urlsafe(24),
-        "version": 1,
-        "app_permissions": str(guild.channel_permissions(world.bot.id, channel_id)),
-        "locale": "en-US",
-        "guild_locale": "en-US",
-        "entitlements": [],
-        "entitlement_sku_ids": [],
-        "authorizing_integration_owners": {"0": str(guild.id)},
-        "context": 0,
-        "attachment_size_limit": 10 * 1024 * 1024,
-    }
-
-
 def _handle(
     server: FakeDiscord, payload: JSON, *, name: str, user: FakeUser, message_id: int | None
 ) -> InteractionHandle:
@@ -233,7 +200,7 @@ def press_interaction(
     if button.get("style") == LINK_STYLE:
         raise InvocationError("a link button opens its url; it sends no interaction")
     data: JSON = {"custom_id": button["custom_id"], "component_type": BUTTON}
-    payload = _envelope(
+    payload = interaction_payload(
         server,
         kind=MESSAGE_COMPONENT_INTERACTION,
         data=data,
@@ -250,7 +217,7 @@ def message_command_interaction(
 ) -> InteractionHandle:
     """A user's choice of the message context-menu command ``name`` on a message."""
     message = _visible_message(server, message_id, user)
-    guild = server.world.guild
+    guild = server.rest.channel_guild(message.channel_id)
     command, scope = _find_message_command(server, name, guild.id)
     server._check_visible(command, user, message.channel_id)
     data: JSON = {
@@ -262,7 +229,7 @@ def message_command_interaction(
     }
     if scope is not None:
         data["guild_id"] = str(scope)
-    payload = _envelope(
+    payload = interaction_payload(
         server,
         kind=APPLICATION_COMMAND_INTERACTION,
         data=data,

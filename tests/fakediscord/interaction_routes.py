@@ -198,7 +198,7 @@ class InteractionRoutes:
             return None, None
         if (error := validate_body(data, call.body.files, creating=False)) is not None:
             return None, error
-        apply_edit(message, data, guild=self.s.world.guild)
+        apply_edit(message, data, guild=self.rest.channel_guild(message.channel_id))
         self._reply(handle, "update", message)
         await self.rest.broadcast_message("MESSAGE_UPDATE", message)
         return message, None

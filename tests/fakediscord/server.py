@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
-import secrets
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from types import TracebackType
 from typing import Self, TypeVar
@@ -24,6 +23,7 @@ from .commands import (
     InvocationError,
     build_command_data,
 )
+from .envelope import interaction_payload
 from .gateway import INVALID_SESSION, RECONNECT, UNKNOWN_ERROR, Gateway, Identify
 from .records import (
     LOADING,
@@ -375,7 +375,7 @@ class FakeDiscord:
         if member is None or channel is None:
             raise InvocationError(f"{user.username} / channel {channel_id} is not in the guild")
         command, scope = self.commands.find(parts[0], guild.id)
-        perms = self._check_visible(command, user, channel_id)
+        self._check_visible(command, user, channel_id)
         data = build_command_data(
             command,
             parts[1:],
@@ -385,47 +385,21 @@ class FakeDiscord:
             invoker_id=user.id,
             validate=validate,
         )
-        if not any(s.owns(guild.id) for s in self.gateway.live_sessions()):
-            raise InvocationError(f"no bot session holds the shard of guild {guild.id}")
-        interaction_id = self.snowflakes.next()
-        token = "fake-interaction-" + secrets.token_urlsafe(24)
-        bot_perms = guild.channel_permissions(world.bot.id, channel_id)
-        payload: JSON = {
-            "id": str(interaction_id),
-            "application_id": str(world.application_id),
-            "type": 2,
-            "data": data,
-            "guild_id": str(guild.id),
-            "guild": {"id": str(guild.id), "locale": "en-US", "features": []},
-            "channel_id": str(channel_id),
-            "channel": guild.channel_payload(channel, for_user=user.id),
-            "member": member.payload(permissions=perms),
-            "token": token,
-            "version": 1,
-            "app_permissions": str(bot_perms),
-            "locale": locale,
-            "guild_locale": "en-US",
-            "entitlements": [],
-            "entitlement_sku_ids": [],
-            "authorizing_integration_owners": {"0": str(guild.id)},
-            "context": 0,
-            "attachment_size_limit": 10 * 1024 * 1024,
-        }
+        payload = interaction_payload(
+            self, kind=2, data=data, user=user, channel_id=channel_id, locale=locale
+        )
         handle = InteractionHandle(
-            id=interaction_id,
-            token=token,
+            id=int(payload["id"]),
+            token=payload["token"],
             command="/" + " ".join(parts),
             options=dict(options or {}),
             user=user,
             channel_id=channel_id,
             payload=payload,
-            created_at=_loop_time(),
+            created_at=0.0,  # set when dispatched
             _signal=self.signal,
         )
-        self._interactions[interaction_id] = handle
-        await self.gateway.dispatch("INTERACTION_CREATE", payload, guild_id=guild.id)
-        self.signal.notify()
-        return handle
+        return await self.dispatch_interaction(handle)
 
     # -- components and message context menus (see components.py) -------------------------
 
@@ -466,11 +440,12 @@ class FakeDiscord:
 
     async def dispatch_interaction(self, handle: InteractionHandle) -> InteractionHandle:
         """Send INTERACTION_CREATE for an interaction built but not yet sent."""
-        if not self.gateway.live_sessions():
-            raise InvocationError("no bot session is connected to the gateway")
+        guild_id = int(handle.payload["guild_id"])
+        if not any(s.owns(guild_id) for s in self.gateway.live_sessions()):
+            raise InvocationError(f"no bot session holds the shard of guild {guild_id}")
         handle.created_at = _loop_time()
         self._interactions[handle.id] = handle
-        await self.gateway.dispatch("INTERACTION_CREATE", handle.payload)
+        await self.gateway.dispatch("INTERACTION_CREATE", handle.payload, guild_id=guild_id)
         self.signal.notify()
         return handle
 
