@@ -119,15 +119,13 @@ class CompletionService:
         """The params of a request in the channel: the call's options, else the channel's
         settings, else the config's defaults."""
         defaults = self.defaults
-
-        async def channel(key: str) -> Any:
-            return await self.channel_setting(channel_id, key)
-
+        # One read for all of them; a key no loaded plugin registered is absent (None).
+        channel = await self.settings.get_all(channel_id)
         return GenerationParams(
-            max_length=resolve(length, await channel(LENGTH_KEY), defaults.length),
-            temperature=resolve(temperature, await channel(TEMPERATURE_KEY), defaults.temperature),
-            top_k=resolve(None, await channel(TOP_K_KEY), defaults.top_k),
-            top_p=resolve(None, await channel(TOP_P_KEY), defaults.top_p),
+            max_length=resolve(length, channel.get(LENGTH_KEY), defaults.length),
+            temperature=resolve(temperature, channel.get(TEMPERATURE_KEY), defaults.temperature),
+            top_k=resolve(None, channel.get(TOP_K_KEY), defaults.top_k),
+            top_p=resolve(None, channel.get(TOP_P_KEY), defaults.top_p),
             clean_end=True,
         )
 
