@@ -28,7 +28,7 @@ from bot.completion_records import Claim, ClaimStatus, CompletionRecord, Complet
 from bot.errors import CharbotError
 from bot.generation.backend import Completion
 from bot.generation.params import GenerationParams
-from bot.plugins.base import NO_MENTIONS, CharbotCog, reply
+from bot.plugins.base import NO_MENTIONS, CharbotCog, reply, request_origin
 from bot.plugins.completion import MESSAGE_LIMIT, Completions, format_completion
 
 if TYPE_CHECKING:
@@ -208,7 +208,8 @@ class Continuation(CharbotCog):
         self, interaction: discord.Interaction[Any], action: Action, record_id: str, version: int
     ) -> None:
         # Tracked until the answer is sent: a shutdown waits for it.
-        async with self.bot.completions.track():
+        origin = request_origin(self.bot, interaction.guild_id, interaction.channel_id)
+        async with self.bot.completions.track(**origin):
             try:
                 if action == "continue":
                     await self._continue(interaction, record_id, version)
@@ -364,7 +365,7 @@ class Continuation(CharbotCog):
             await self._tell(interaction, refusal)
             return
         completions = self.bot.completions
-        async with completions.track():
+        async with completions.track(**request_origin(self.bot, interaction.guild_id, channel_id)):
             await interaction.response.defer(thinking=True)
             model = await completions.channel_model(channel_id)
             params = await completions.channel_params(channel_id)
