@@ -137,15 +137,18 @@ class CompletionService:
         length: int | None = None,
         temperature: float | None = None,
     ) -> Completion:
+        model = await self.channel_model(channel_id)
+        params = await self.channel_params(channel_id, length=length, temperature=temperature)
+        return await self.generate(model, prompt, params)
+
+    async def generate(self, model: str, prompt: str, params: GenerationParams) -> Completion:
+        """Complete with a given model and params: a channel's (`complete`), or those a
+        regenerated text repeats. Counted and logged alike."""
         if not self.accepting:
             raise EngineClosedError("The bot is shutting down; try again in a moment.")
-        model = await self.channel_model(channel_id)
         with log_context(request_id=current_request_id() or new_request_id(), model=model):
             with self._counted(model):
                 backend = self.models.get(model)
-                params = await self.channel_params(
-                    channel_id, length=length, temperature=temperature
-                )
                 log.debug("completion started: %d prompt characters", len(prompt))
                 completion = await backend.complete(prompt, params)
             # How much and how long, never what: no prompt and no generated text in the logs.
@@ -170,12 +173,6 @@ class CompletionService:
             log.log(level, "completion %s on %s: %s", outcome, model, type(exc).__name__)
             raise
         self.metrics.completion(model, "ok")
-
-    async def generate(self, model: str, prompt: str, params: GenerationParams) -> Completion:
-        """Complete with a given model and params (a regenerated text repeats its request)."""
-        if not self.accepting:
-            raise EngineClosedError("The bot is shutting down; try again in a moment.")
-        return await self.models.get(model).complete(prompt, params)
 
     @asynccontextmanager
     async def track(
