@@ -29,7 +29,7 @@ from bot.errors import CharbotError
 from bot.generation.backend import Completion
 from bot.generation.params import GenerationParams
 from bot.plugins.base import NO_MENTIONS, CharbotCog, reply, request_origin
-from bot.plugins.completion import MESSAGE_LIMIT, Completions, format_completion
+from bot.plugins.completion import MESSAGE_LIMIT, Completions, format_completion, tell_privately
 
 if TYPE_CHECKING:
     from bot.app import CharBot
@@ -367,10 +367,12 @@ class Continuation(CharbotCog):
         completions = self.bot.completions
         async with completions.track(**request_origin(self.bot, interaction.guild_id, channel_id)):
             await interaction.response.defer(thinking=True)
-            model = await completions.channel_model(channel_id)
-            params = await completions.channel_params(channel_id)
-            completion = await self._generate(interaction, model, prompt, params)
-            if completion is None:
+            try:
+                model = await completions.channel_model(channel_id)
+                params = await completions.channel_params(channel_id)
+                completion = await completions.generate(model, prompt, params)
+            except CharbotError as exc:
+                await tell_privately(interaction, str(exc))
                 return
             header = f"-# Continuing {message.author.mention}'s message {message.jump_url}"
             record = CompletionRecord(

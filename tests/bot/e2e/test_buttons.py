@@ -167,7 +167,7 @@ async def test_continue_with_charbot_pings_no_one(
     fake_discord: FakeDiscord, run_bot: RunBot
 ) -> None:
     w = fake_discord.world
-    async with run_bot():
+    async with run_bot() as bot:
         said = await fake_discord.send_message(
             w.general.id, w.owner, f"Hear ye @everyone and <@{w.moderator.id}>: to be"
         )
@@ -179,6 +179,16 @@ async def test_continue_with_charbot_pings_no_one(
         assert answer.allowed_mentions == NO_PINGS
         assert not answer.pings and not answer.pings_everyone
         assert labels(answer) == [("Continue", False), ("Regenerate", False)]
+
+        # A failure after the public "thinking..." reaches the user alone.
+        bot.completions.stop_accepting()
+        failed = await fake_discord.invoke_message_command(MENU_NAME, said, user=w.member)
+        told = await fake_discord.wait_until(
+            lambda: next((r for r in failed.replies if r.ephemeral), None), 20, "the sentence"
+        )
+        assert "shutting down" in (told.content or "")
+        assert failed.original_message_id is not None
+        assert fake_discord.messages[failed.original_message_id].deleted
     synced = fake_discord.synced_commands[w.guild.id]
     assert (MENU_NAME, 3) in {(c["name"], c["type"]) for c in synced}
 
