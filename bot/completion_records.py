@@ -20,7 +20,7 @@ import logging
 import secrets
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, fields, replace
 from typing import Any
 
 from bot.generation.params import GenerationParams
@@ -58,12 +58,11 @@ class CompletionRecord:
 
     def encode(self) -> str:
         data = asdict(self)
-        data["params"] = {
-            "max_length": self.params.max_length,
-            "temperature": self.params.temperature,
-            "top_k": self.params.top_k,
-            "top_p": self.params.top_p,
-        }
+        # Every param but the seed: a regenerated text draws a new one.
+        params = {f.name: getattr(self.params, f.name) for f in fields(self.params)}
+        params.pop("seed")
+        params["stop"] = list(self.params.stop)
+        data["params"] = params
         return json.dumps({"format": FORMAT, **data}, separators=(",", ":"))
 
     @classmethod
@@ -73,7 +72,8 @@ class CompletionRecord:
             data: dict[str, Any] = json.loads(text)
             if data.pop("format", None) != FORMAT:
                 raise ValueError("unknown format")
-            data["params"] = GenerationParams(**data["params"])
+            params = data["params"]
+            data["params"] = GenerationParams(**{**params, "stop": tuple(params["stop"])})
             return cls(**data)
         except (TypeError, ValueError, KeyError) as exc:
             log.warning("a completion record cannot be read (%s); treating it as gone", exc)

@@ -28,8 +28,8 @@ from bot.completion_records import Claim, ClaimStatus, CompletionRecord, Complet
 from bot.errors import CharbotError
 from bot.generation.backend import Completion
 from bot.generation.params import GenerationParams
-from bot.plugins.base import NO_MENTIONS, CharbotCog, reply, request_origin
-from bot.plugins.completion import MESSAGE_LIMIT, Completions, format_completion, tell_privately
+from bot.plugins.base import MESSAGE_LIMIT, NO_MENTIONS, CharbotCog, reply, request_origin
+from bot.plugins.completion import Completions, format_completion, tell_privately
 
 if TYPE_CHECKING:
     from bot.app import CharBot

@@ -104,7 +104,7 @@ async def test_settings_in_the_console(config: Path, tmp_path: Path) -> None:
     import io
 
     from bot.config import load_config
-    from bot.console import run_console
+    from bot.console import CONSOLE_CHANNEL_ID, run_console
     from bot.runtime import build_services
 
     services = await build_services(load_config(config, {"CHARBOT_DATA_DIR": str(tmp_path)}))
@@ -113,6 +113,7 @@ async def test_settings_in_the_console(config: Path, tmp_path: Path) -> None:
     out = io.StringIO()
     try:
         status = await run_console(services, io.StringIO("\n".join([*lines, "/settings"])), out)
+        params = await services.completions.channel_params(CONSOLE_CHANNEL_ID)
     finally:
         await services.close()
     assert status == 0
@@ -122,5 +123,5 @@ async def test_settings_in_the_console(config: Path, tmp_path: Path) -> None:
         "error: top_p must be above 0 and at most 1 (1 is off); got 0.",
         "error: The value must be a number; got 'x'.",
     ]
-    assert said[4].startswith("To be") and len(said[4]) == len("To be") + 12
+    assert params.max_length == 12 and said[4].startswith("To be") and len(said[4]) > len("To be")
     assert "length: 12 (channel)" in said and "top_p: 1 (off) (default)" in said

@@ -10,6 +10,7 @@ from discord.utils import escape_markdown
 from bot.app import CharBot
 from bot.completion_records import SECONDS_PER_DAY
 from bot.generation.backend import Completion
+from bot.generation.params import WORD_END_SLACK, GenerationParams
 from bot.plugins.continuation import BUSY, MENU_NAME, STALE, Continuation
 from tests.bot.e2e.conftest import RunBot
 from tests.fakediscord import FakeDiscord, RecordedMessage
@@ -65,11 +66,13 @@ async def test_continue_goes_on_where_the_text_stopped(
         second = await wait_reply(fake_discord, first)
         third_press = await fake_discord.press_button(second.id, "Continue", user=w.owner)
         third = await wait_reply(fake_discord, second)
-        whole = await bot.completions.complete(w.general.id, "To be", length=3 * LENGTH)
-        texts = [whole.text[i : i + LENGTH] for i in range(0, 3 * LENGTH, LENGTH)]
-        assert first.content == "**To be**" + escape_markdown(texts[0])
-        assert second.content == escape_markdown(texts[1])
-        assert third.content == escape_markdown(texts[2])
+        # Each answer ends cleanly (a whole word), so lengths vary a little; greedy, the three
+        # are one stream, as one longer completion of the prompt writes it.
+        stream = GenerationParams(max_length=3 * (LENGTH + WORD_END_SLACK), temperature=0.0)
+        whole = await bot.models.get("tiny").complete("To be", stream)
+        pieces = [first.content.removeprefix("**To be**"), second.content, third.content]
+        assert first.content.startswith("**To be**") and all(pieces)
+        assert escape_markdown(whole.text).startswith("".join(pieces))
         assert second.allowed_mentions == NO_PINGS and not second.pings
         # The story goes on from the reply: the continued messages' buttons are gone.
         assert labels(first) == [] and labels(second) == []
@@ -204,17 +207,23 @@ async def test_settings_set_show_reset(fake_discord: FakeDiscord, run_bot: RunBo
         assert (await say("settings set", {"key": "length", "value": 50})).content == (
             "length set to 50 for this channel."
         )
-        texts: list[Completion] = []
+        asked: list[tuple[GenerationParams, Completion]] = []
         backend = bot.models.get("tiny")
         original = backend.complete
 
-        async def spy(*args: Any, **kwargs: Any) -> Completion:
-            texts.append(await original(*args, **kwargs))
-            return texts[-1]
+        async def spy(
+            prompt: str, params: GenerationParams | None = None, **kwargs: Any
+        ) -> Completion:
+            assert params is not None
+            asked.append((params, await original(prompt, params, **kwargs)))
+            return asked[-1][1]
 
         backend.complete = spy  # type: ignore[method-assign]
         await complete(fake_discord, "To be")
-        assert [len(c.text) for c in texts] == [50]
+        ((params, done),) = asked
+        # 50 characters, ending cleanly: the last word finished or cut back to a space.
+        assert params.max_length == 50 and params.clean_end
+        assert 0 < len(done.text) <= 50 + WORD_END_SLACK
 
         refused = await say("settings set", {"key": "top_p", "value": 0})
         assert refused.ephemeral
