@@ -75,7 +75,9 @@ async def test_continue_goes_on_where_the_text_stopped(
         assert escape_markdown(whole.text).startswith("".join(pieces))
         assert second.allowed_mentions == NO_PINGS and not second.pings
         # The story goes on from the reply: the continued messages' buttons are gone.
-        assert labels(first) == [] and labels(second) == []
+        await fake_discord.wait_until(
+            lambda: labels(first) == labels(second) == [], 20, "the continued buttons to go"
+        )
         assert labels(third) == [("Continue", False), ("Regenerate", False)]
         assert [r.kind for r in press.replies] == ["update", "edit"]
         assert not third_press.error
