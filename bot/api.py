@@ -13,6 +13,7 @@ from __future__ import annotations
 from bot.app import CharBot
 from bot.backends import BackendFactory, ModelRegistry
 from bot.completions import CompletionService
+from bot.config import ModelSpec
 from bot.errors import (
     CharbotError,
     EngineBusyError,
@@ -20,6 +21,7 @@ from bot.errors import (
     GenerationError,
     InvalidParamsError,
     ModelLoadError,
+    ModelUnavailableError,
     RequestTimeoutError,
     WorkerError,
 )
@@ -29,6 +31,7 @@ from bot.generation.backend import (
     FinishReason,
     GenerationBackend,
     ModelInfo,
+    ReportsAvailability,
     StreamChunk,
 )
 from bot.generation.params import (
@@ -68,6 +71,9 @@ __all__ = [
     "ModelInfo",
     "ModelLoadError",
     "ModelRegistry",
+    "ModelSpec",
+    "ModelUnavailableError",
+    "ReportsAvailability",
     "RequestTimeoutError",
     "Services",
     "SettingsError",

@@ -1,23 +1,24 @@
 """The models a bot serves, by name, and the factories that load them.
 
 The config names models (`[models.NAME] path = ..., backend = "onnx"`); each backend kind has a
-factory. The ONNX engine is the built-in kind; a plugin adds others with `register_kind` in its
-`setup` (e.g. the Markov example), before the bot starts the configured models.
+factory. The ONNX engine and `remote` (a model served by `python -m bot serve`) are built in; a
+plugin adds others with `register_kind` in its `setup` (e.g. the Markov example), before the bot
+starts the configured models.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
-from pathlib import Path
 
+from bot.config import ModelSpec
 from bot.errors import CharbotError, UnknownModelError
-from bot.generation.backend import GenerationBackend
+from bot.generation.backend import GenerationBackend, ReportsAvailability
 
 log = logging.getLogger(__name__)
 
-#: Loads a model file into a running backend: (name, path) -> backend.
-BackendFactory = Callable[[str, Path], Awaitable[GenerationBackend]]
+#: Starts a backend for one `[models.NAME]` table of the config (its name, path or url).
+BackendFactory = Callable[[ModelSpec], Awaitable[GenerationBackend]]
 
 
 class ModelRegistry:
@@ -37,8 +38,9 @@ class ModelRegistry:
     def kinds(self) -> list[str]:
         return sorted(self._factories)
 
-    async def start(self, name: str, kind: str, path: Path) -> GenerationBackend:
+    async def start(self, spec: ModelSpec) -> GenerationBackend:
         """Load one model; on failure record why, so `/model` can say it, and re-raise."""
+        name, kind = spec.name, spec.backend
         factory = self._factories.get(kind)
         try:
             if factory is None:
@@ -46,7 +48,7 @@ class ModelRegistry:
                     f"Model {name!r} uses backend {kind!r}, which no loaded plugin provides "
                     f"(known: {', '.join(self.kinds) or 'none'})."
                 )
-            backend = await factory(name, path)
+            backend = await factory(spec)
         except CharbotError as exc:
             self._failures[name] = str(exc)
             raise
@@ -67,6 +69,8 @@ class ModelRegistry:
             raise UnknownModelError(
                 f"There is no model named {name!r}; available: {', '.join(self.names) or 'none'}."
             )
+        if isinstance(backend, ReportsAvailability) and (why := backend.unavailable) is not None:
+            raise UnknownModelError(f"Model {name!r} is not available: {why}")
         return backend
 
     @property

@@ -1,5 +1,6 @@
-"""`python -m bot [run|chat|store copy]`: the Discord bot when DISCORD_TOKEN is set, else the
-console chat; `store copy` moves the settings between stores."""
+"""`python -m bot [run|chat|serve|store copy]`: the Discord bot when DISCORD_TOKEN is set, else
+the console chat; `serve` runs the model server (see `bot.serving.cli`); `store copy` moves the
+settings between stores."""
 
 from __future__ import annotations
 
@@ -23,6 +24,7 @@ from bot.console import run_console
 from bot.errors import CharbotError
 from bot.ops.logs import configure_logging
 from bot.runtime import build_bot, build_services
+from bot.serving import cli as serving_cli
 from bot.stores.copy import copy_settings
 
 log = logging.getLogger(__name__)
@@ -85,6 +87,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     )
     copy.add_argument("--from", dest="source", required=True, metavar="URL", help="read here")
     copy.add_argument("--to", dest="target", required=True, metavar="URL", help="write here")
+    serving_cli.add_parser(sub)
     return parser.parse_args(argv)
 
 
@@ -173,6 +176,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if quiet:
             # discord.py warns about voice support at start-up: noise in a text chat.
             logging.getLogger("discord").setLevel(logging.ERROR)
+        if command == "serve":
+            return serving_cli.run_serve(config, args)
         runner = run_discord if command == "run" else run_chat
         return asyncio.run(runner(config))
     except CharbotError as exc:

@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncGenerator, AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -26,7 +26,7 @@ from bot.errors import (
     InvalidParamsError,
     RequestTimeoutError,
 )
-from bot.generation.backend import Completion, GenerationBackend
+from bot.generation.backend import Completion, GenerationBackend, StreamChunk
 from bot.generation.params import GenerationParams
 from bot.ops.logs import current_request_id, log_context, new_request_id
 from bot.ops.metrics import Metrics, Outcome
@@ -173,6 +173,41 @@ class CompletionService:
             log.log(level, "completion %s on %s: %s", outcome, model, type(exc).__name__)
             raise
         self.metrics.completion(model, "ok")
+
+    async def stream(
+        self,
+        channel_id: int,
+        prompt: str,
+        *,
+        length: int | None = None,
+        temperature: float | None = None,
+    ) -> AsyncGenerator[StreamChunk, None]:
+        """As `complete`, piece by piece; the last chunk carries the completion. Counted and
+        logged as `complete` is; closing this generator early cancels the request."""
+        if not self.accepting:
+            raise EngineClosedError("The bot is shutting down; try again in a moment.")
+        model = await self.channel_model(channel_id)
+        with log_context(request_id=current_request_id() or new_request_id(), model=model):
+            with self._counted(model):
+                backend = self.models.get(model)
+                params = await self.channel_params(
+                    channel_id, length=length, temperature=temperature
+                )
+                log.debug("streamed completion started: %d prompt characters", len(prompt))
+                chunks = backend.stream(prompt, params)
+                completion: Completion | None = None
+                try:
+                    async for chunk in chunks:
+                        completion = chunk.completion or completion
+                        yield chunk
+                finally:
+                    if isinstance(chunks, AsyncGenerator):
+                        await chunks.aclose()
+            if completion is not None:
+                log.info(
+                    "completion ok on %s: %d characters in %.2f s",
+                    model, len(completion.text), completion.seconds,
+                )  # fmt: skip
 
     @asynccontextmanager
     async def track(

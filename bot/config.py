@@ -13,6 +13,9 @@ the fault), never silently ignored. Nothing here is global, and nothing is `exec
     [models.lyrics]
     path = "models/lyrics.onnx"   # relative to this file's directory
     backend = "onnx"
+    [models.big]                  # a model served by `python -m bot serve`, maybe elsewhere
+    backend = "remote"
+    url = "http://gpu-host:8000/v1/models/big"
 
 Environment: `CHARBOT_<SECTION>_<KEY>` for any key (`CHARBOT_ENGINE_WORKERS=2`; lists are
 comma-separated, booleans 1/0/true/false/yes/no/on/off, an empty value unsets an optional key),
@@ -191,9 +194,12 @@ class GenerationSection:
 
 @dataclass(frozen=True)
 class ModelSpec:
+    """One `[models.NAME]` table: a model file (`path`), or a model served elsewhere (`url`)."""
+
     name: str
-    path: str  # absolute
+    path: str | None  # absolute
     backend: str = "onnx"
+    url: str | None = None  # where a remote backend finds the model (backend = "remote")
 
 
 def _bundled_models() -> Mapping[str, ModelSpec]:
@@ -270,7 +276,11 @@ _SECTIONS: dict[str, type[Any]] = {
 }
 _ALL_SECTIONS = sorted([*_SECTIONS, "models"])
 _MODEL_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
-_MODEL_KEYS = ("path", "backend")
+_MODEL_KEYS = ("path", "backend", "url")
+_MODEL_URL = _url("http", "https")["check"]
+_NEEDS_PATH = (
+    "models.{name} needs a path to its model file (or a url, for a model served elsewhere)."
+)
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off"}
 
@@ -429,6 +439,8 @@ class _Builder:
         value = raw.strip()
         if key == "path":
             value = str(base / Path(value).expanduser())  # an absolute path replaces base
+        if key == "url" and (problem := _MODEL_URL(value)) is not None:
+            raise ConfigError(f"{where}: models.{name}.url {problem}.")
         self.models.setdefault(name, {})[key] = _Set(value, where)
 
     def build(self, env: Mapping[str, str]) -> Config:
@@ -445,11 +457,11 @@ class _Builder:
     def _models(self) -> ModelsSection:
         specs: dict[str, ModelSpec] = {}
         for name, keys in self.models.items():
-            if "path" not in keys:
+            if "path" not in keys and "url" not in keys:
                 where = next(iter(keys.values())).where
-                raise ConfigError(f"{where}: models.{name} needs a path to its model file.")
-            backend = keys.get("backend")
-            specs[name] = ModelSpec(name, keys["path"].value, backend.value if backend else "onnx")
+                raise ConfigError(f"{where}: {_NEEDS_PATH.format(name=name)}")
+            values = {key: s.value for key, s in keys.items()}
+            specs[name] = ModelSpec(name, **{"path": None, **values})
         if self.default_model is not None:
             default = self.default_model
         elif len(specs) == 1:
@@ -575,8 +587,8 @@ def _read_models(builder: _Builder, where: str, table: dict[str, Any], base: Pat
                 f"{where}: models.{name} must be a table ([models.{name}] with a path), "
                 f"not {_kind(spec)}; only models.default is a plain value."
             )
-        if "path" not in spec:
-            raise ConfigError(f"{where}: models.{name} needs a path to its model file.")
+        if "path" not in spec and "url" not in spec:
+            raise ConfigError(f"{where}: {_NEEDS_PATH.format(name=name)}")
         for key, raw in spec.items():
             builder.put_model(where, name, key, raw, base)
 

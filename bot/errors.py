@@ -14,7 +14,8 @@ CharbotError
  │    ├── EngineBusyError      the queue is full: busy, try again
  │    ├── EngineClosedError    the engine is shut down (or shutting down)
  │    ├── RequestTimeoutError  the request ran past its time limit
- │    └── WorkerError          a worker failed while running the request
+ │    ├── WorkerError          a worker failed while running the request
+ │    └── ModelUnavailableError  a remote model server that cannot be reached
  ├── ConfigError               (bot.config) a config file, variable or flag that is wrong
  └── SettingsError             (bot.settings) per-channel settings
       ├── UnknownSettingError       a key no loaded plugin registered
@@ -63,6 +64,10 @@ class RequestTimeoutError(GenerationError):
 
 class WorkerError(GenerationError):
     """A worker failed while running a request; the pool lives on."""
+
+
+class ModelUnavailableError(GenerationError):
+    """A model served elsewhere (a remote model server) that cannot be reached right now."""
 
 
 class UnknownModelError(CharbotError):

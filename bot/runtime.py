@@ -12,13 +12,15 @@ from typing import Any
 from bot.app import CharBot
 from bot.backends import ModelRegistry
 from bot.completions import CompletionService
-from bot.config import Config
+from bot.config import Config, ModelSpec
+from bot.errors import ModelLoadError
 from bot.generation.backend import GenerationBackend
 from bot.generation.engine import Engine
 from bot.generation.observer import EngineObserver
 from bot.generation.params import EngineConfig, GenerationLimits
 from bot.ops.metrics import Metrics
 from bot.services import Services
+from bot.serving.remote import REMOTE_KIND, RemoteBackend
 from bot.settings import SettingsRegistry
 from bot.stores import SettingsStore, open_store
 
@@ -44,10 +46,30 @@ def register_onnx_kind(
     """The built-in backend kind: contract ONNX files served by the batching engine."""
     onnx_config = engine_config(config)
 
-    async def start_onnx(name: str, path: Path) -> GenerationBackend:
-        return await Engine.start(path, onnx_config, name=name, observer=observer)
+    async def start_onnx(spec: ModelSpec) -> GenerationBackend:
+        return await Engine.start(model_path(spec), onnx_config, name=spec.name, observer=observer)
 
     models.register_kind("onnx", start_onnx)
+
+
+def register_remote_kind(models: ModelRegistry, config: Config) -> None:
+    """The built-in `remote` kind: a model served over HTTP by `python -m bot serve`."""
+
+    async def start_remote(spec: ModelSpec) -> GenerationBackend:
+        if spec.url is None:
+            raise ModelLoadError(f"Model {spec.name!r} is remote but its config gives no url.")
+        return await RemoteBackend.start(spec.name, spec.url, config.engine.timeout_seconds)
+
+    models.register_kind(REMOTE_KIND, start_remote)
+
+
+def model_path(spec: ModelSpec) -> Path:
+    """The model file of a spec whose backend reads one; a spec without a path says so."""
+    if spec.path is None:
+        raise ModelLoadError(
+            f"Model {spec.name!r} uses backend {spec.backend!r}, which needs a path to a file."
+        )
+    return Path(spec.path)
 
 
 def assemble(config: Config, store: SettingsStore, registry: SettingsRegistry) -> Services:
@@ -55,6 +77,7 @@ def assemble(config: Config, store: SettingsStore, registry: SettingsRegistry) -
     models = ModelRegistry()
     metrics = Metrics(models, store, config.models.models)
     register_onnx_kind(models, config, metrics)
+    register_remote_kind(models, config)
     completions = CompletionService(
         store, models, config.generation, config.models.default, metrics
     )

@@ -11,7 +11,6 @@ import importlib
 import logging
 from collections.abc import Collection
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from bot.backends import ModelRegistry
 from bot.completions import CompletionService
@@ -81,7 +80,7 @@ class Services:
         failures: dict[str, CharbotError] = {}
         for name, spec in self.config.models.models.items():
             try:
-                await self.models.start(name, spec.backend, Path(spec.path))
+                await self.models.start(spec)
             except CharbotError as exc:
                 failures[name] = exc
                 if name not in told_by_caller:

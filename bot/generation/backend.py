@@ -70,6 +70,16 @@ class BackendStats:
     characters_generated: int  # since start
     chars_per_second: float  # over the last `stats_window` seconds
     requests_failed: int = 0  # failed, timed out or cancelled since start
+    largest_batch: int = 0  # the most requests one model step has advanced together
+
+
+@runtime_checkable
+class ReportsAvailability(Protocol):
+    """Optional for a backend: one that can be down for a while (a model served elsewhere) says
+    why here (a sentence), or None while it serves. The bot refuses its requests meanwhile."""
+
+    @property
+    def unavailable(self) -> str | None: ...
 
 
 @runtime_checkable

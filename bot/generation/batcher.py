@@ -111,6 +111,7 @@ class Pool:
         self.pending: deque[Request] = deque()
         self.active = 0  # requests held by workers (priming or in a batch)
         self.cancellations = 0  # counts withdraw() calls (made on the loop thread only)
+        self.largest_batch = 0  # the most rows one step has advanced (read without the lock)
         self.closed = False  # no new requests
         self.stopping = False  # workers exit
         self.workers = [Worker(self, i) for i in range(workers)]
@@ -239,6 +240,7 @@ class Worker(threading.Thread):
                     self._leave(each, cancelled)
         if not batch.rows:  # emptied by cancellations, here or while stepping another batch
             return
+        self.pool.largest_batch = max(self.pool.largest_batch, len(batch.rows))
         if self.observer is not None:
             key = (batch.model.info.name, len(batch.rows))
             self.steps[key] = self.steps.get(key, 0) + 1

@@ -186,6 +186,7 @@ class Engine:
             characters_generated=self._chars,
             chars_per_second=sum(chars for _, chars in self._window) / span,
             requests_failed=self._failed,
+            largest_batch=self._pool.largest_batch,
         )
 
     async def close(self) -> None:

@@ -49,6 +49,8 @@ async def reload_model(bot: CharBot, name: str) -> str:
     spec = bot.config.models.models.get(name)
     if spec is None:
         return f"There is no model named {name!r} in the config."
+    if spec.path is None:
+        return f"Model {name} has no file here: reload it where it is served."
     info = await bot.models.get(name).reload(Path(spec.path))
     return f"Model {name} reloaded from its file ({info.parameters:,} parameters)."
 

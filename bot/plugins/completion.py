@@ -1,7 +1,8 @@
 """`/complete` and replies to mentions: the bot continues the user's text.
 
 Generation never runs in a handler: the handler defers the interaction (Discord allows 3 s for a
-first answer), then awaits the worker pool through `bot.completions`.
+first answer), then awaits the worker pool through `bot.completions`. `/complete` streams: a slow
+completion shows as it arrives (see `bot.plugins.live_reply`).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from bot.errors import CharbotError, InvalidParamsError
 from bot.generation.backend import Completion
 from bot.generation.params import MAX_TEMPERATURE, check_temperature
 from bot.plugins.base import ELLIPSIS, MESSAGE_LIMIT, NO_MENTIONS, CharbotCog, request_origin
+from bot.plugins.live_reply import reply_as_it_arrives
 
 if TYPE_CHECKING:
     from bot.app import CharBot
@@ -36,13 +38,21 @@ def format_completion(completion: Completion, limit: int = MESSAGE_LIMIT) -> str
     The generated text is cut to fit `limit`; cutting happens before escaping so an escape
     sequence is never split.
     """
-    prompt = completion.prompt
+    unknown = unknown_note(completion)
+    note = "" if unknown is None else f"\n-# {escape_markdown(unknown)}"
+    return format_text(completion.prompt, completion.text, note, limit)
+
+
+def format_partial(prompt: str, text: str, limit: int = MESSAGE_LIMIT) -> str:
+    """A completion still being written: as `format_completion`, with a mark that more follows."""
+    return format_text(prompt, text, f" {ELLIPSIS}", limit)
+
+
+def format_text(prompt: str, text: str, note: str = "", limit: int = MESSAGE_LIMIT) -> str:
+    """The bold prompt, the escaped text cut to fit `limit`, then `note` as it is."""
     if len(prompt) > PROMPT_SHOWN:
         prompt = ELLIPSIS + prompt[-PROMPT_SHOWN:]
     head = f"**{escape_markdown(prompt)}**" if prompt.strip() else ""
-    unknown = unknown_note(completion)
-    note = "" if unknown is None else f"\n-# {escape_markdown(unknown)}"
-    text = completion.text
     body = escape_markdown(text)
     while len(head) + len(body) + len(note) > limit:
         # Escaping at most doubles a text, so this converges in a few rounds.
@@ -126,25 +136,45 @@ class Completions(CharbotCog):
         origin = request_origin(self.bot, interaction.guild_id, channel_id)
         async with self.bot.completions.track(**origin):
             await interaction.response.defer(thinking=True)
+            chunks = self.bot.completions.stream(
+                channel_id, prompt, length=length, temperature=temperature
+            )
+
+            async def view_for(completion: Completion | None) -> Any:
+                # The buttons come with the whole answer, never with a part of it.
+                if completion is None:
+                    return discord.utils.MISSING
+                return await self.buttons(
+                    completion,
+                    channel_id=channel_id,
+                    author_id=interaction.user.id,
+                    length=length,
+                    temperature=temperature,
+                )
+
+            async def send(content: str, completion: Completion | None) -> None:
+                view = await view_for(completion)
+                await interaction.followup.send(content, allowed_mentions=NO_MENTIONS, view=view)
+
+            async def edit(content: str, completion: Completion | None) -> None:
+                view = await view_for(completion)
+                await interaction.edit_original_response(
+                    content=content, allowed_mentions=NO_MENTIONS, view=view
+                )
+
             try:
-                completion = await self.bot.completions.complete(
-                    channel_id, prompt, length=length, temperature=temperature
+                # One message when the text comes quickly; edited as it arrives when it does not.
+                await reply_as_it_arrives(
+                    chunks,
+                    send=send,
+                    edit=edit,
+                    partial=lambda text: format_partial(prompt, text),
+                    final=format_completion,
                 )
             except CharbotError as exc:
                 # Told here, not in cog_app_command_error: that runs after `track` has ended,
                 # when a shutdown may already have closed the connection.
                 await tell_privately(interaction, str(exc))
-                return
-            view = await self.buttons(
-                completion,
-                channel_id=channel_id,
-                author_id=interaction.user.id,
-                length=length,
-                temperature=temperature,
-            )
-            await interaction.followup.send(
-                format_completion(completion), allowed_mentions=NO_MENTIONS, view=view
-            )
 
     @commands.Cog.listener()
     async def on_message(self, message: discord.Message) -> None:

@@ -70,6 +70,7 @@ class InteractionRoutes:
                 embeds=message.embeds,
                 message_id=message.id,
                 request=(message.edits[-1] if message.edits else message.request) or {},
+                at=asyncio.get_running_loop().time(),
             )
         )
 

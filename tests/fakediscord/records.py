@@ -150,6 +150,7 @@ class Reply:
     embeds: list[JSON]
     message_id: int
     request: JSON
+    at: float = 0.0  # loop time when the server recorded it
 
     @property
     def ephemeral(self) -> bool:

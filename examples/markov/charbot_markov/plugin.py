@@ -6,14 +6,23 @@ discord.py extension for the Discord bot.
 
 from __future__ import annotations
 
-from bot.api import CharBot, Services
+from pathlib import Path
+
+from bot.api import CharBot, ModelLoadError, ModelSpec, Services
 from charbot_markov.backend import MarkovBackend
 
 KIND = "markov"
 
 
+async def start_markov(spec: ModelSpec) -> MarkovBackend:
+    """The factory for `[models.NAME] backend = "markov"`: `path` is the text to learn from."""
+    if spec.path is None:
+        raise ModelLoadError(f"Model {spec.name!r} is a Markov chain and needs a path to a text.")
+    return await MarkovBackend.start(spec.name, Path(spec.path))
+
+
 def register(services: Services) -> None:
-    services.models.register_kind(KIND, MarkovBackend.start)
+    services.models.register_kind(KIND, start_markov)
 
 
 async def setup(bot: CharBot) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import contextvars
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
@@ -63,6 +64,9 @@ def bot_config(path: Path, server: FakeDiscord) -> Config:
     return load_config(path, server_env(server), {})
 
 
+_IN_STREAM: contextvars.ContextVar[bool] = contextvars.ContextVar("in_stream", default=False)
+
+
 class ParamSpy:
     """Records what reaches each backend: (model, channel prompt, params)."""
 
@@ -70,8 +74,10 @@ class ParamSpy:
         self.calls: list[tuple[str, str, GenerationParams]] = []
 
     def attach(self, bot: CharBot) -> None:
+        """Wrap `complete` (mentions) and `stream` (/complete) of every backend."""
         for name, backend in bot.models.items():
             original = backend.complete
+            original_stream = backend.stream
 
             async def spy(
                 prompt: str,
@@ -82,10 +88,29 @@ class ParamSpy:
                 **kwargs: Any,
             ) -> Any:
                 assert params is not None
-                self.calls.append((_name, prompt, params))
+                if not _IN_STREAM.get():  # a backend whose stream calls its own complete
+                    self.calls.append((_name, prompt, params))
                 return await _original(prompt, params, **kwargs)
 
+            async def spy_stream(
+                prompt: str,
+                params: GenerationParams | None = None,
+                *,
+                _name: str = name,
+                _original: Any = original_stream,
+                **kwargs: Any,
+            ) -> AsyncIterator[Any]:
+                assert params is not None
+                self.calls.append((_name, prompt, params))
+                token = _IN_STREAM.set(True)
+                try:
+                    async for chunk in _original(prompt, params, **kwargs):
+                        yield chunk
+                finally:
+                    _IN_STREAM.reset(token)
+
             backend.complete = spy  # type: ignore[method-assign]
+            backend.stream = spy_stream  # type: ignore[method-assign]
 
 
 RunBot = Callable[..., contextlib.AbstractAsyncContextManager[CharBot]]

@@ -35,8 +35,8 @@ async def bot_with(
 
 
 class Gate:
-    """Holds every completion of a backend until `open()`: a generation that is "in progress"
-    for as long as the test needs, without depending on how fast the machine is."""
+    """Holds every completion and stream of a backend until `open()`: a generation that is "in
+    progress" for as long as the test needs, without depending on how fast the machine is."""
 
     def __init__(self, bot: CharBot, model: str = "tiny") -> None:
         self.opened = asyncio.Event()
@@ -53,7 +53,19 @@ class Gate:
             finally:
                 self.finished += 1
 
+        original_stream = backend.stream
+
+        async def gated_stream(prompt: str, params: Any = None, **kwargs: Any) -> Any:
+            self.entered += 1
+            await self.opened.wait()
+            try:
+                async for chunk in original_stream(prompt, params, **kwargs):
+                    yield chunk
+            finally:
+                self.finished += 1
+
         backend.complete = gated  # type: ignore[method-assign]
+        backend.stream = gated_stream  # type: ignore[method-assign]
 
     def open(self) -> None:
         self.opened.set()

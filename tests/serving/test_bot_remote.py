@@ -1,0 +1,64 @@
+"""The bot on a remote model, through the fake Discord: the model server goes away and comes
+back; the bot answers one sentence meanwhile, stays up, and recovers by itself."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+
+from bot.app import CharBot
+from bot.errors import CharbotError
+from tests.bot.e2e.conftest import write_config
+from tests.bot.e2e.reliability import bot_with
+from tests.fakediscord import FakeDiscord
+from tests.serving.conftest import Relay, Served
+
+
+def available(bot: CharBot, name: str) -> bool:
+    try:
+        bot.models.get(name)
+    except CharbotError:
+        return False
+    return True
+
+
+async def test_the_bot_rides_out_a_stopped_model_server(
+    served: Served, fake_discord: FakeDiscord, tmp_path: Path, tiny_onnx: Path
+) -> None:
+    relay = Relay(served.port)
+    await relay.start()
+    url = f"http://127.0.0.1:{relay.port}/v1/models/tiny"
+    far = f'backend = "remote"\nurl = "{url}"'
+    path = write_config(tmp_path, fake_discord, tiny_onnx, **{"models.far": far})
+    w = fake_discord.world
+    channel = w.random.id
+
+    async def say(command: str, options: Mapping[str, object] | None = None) -> str:
+        ia = await fake_discord.invoke_command(
+            command, dict(options or {}), channel_id=channel, user=w.moderator
+        )
+        await fake_discord.wait_until(
+            lambda: ia.replies and not bot.completions.inflight, timeout=20, what=command
+        )
+        assert len(ia.replies) >= 1
+        return ia.replies[-1].content or ""
+
+    async with bot_with(fake_discord, path) as bot:
+        await say("model use", {"name": "far"})
+        assert (await say("complete", {"prompt": "To be"})).startswith("**To be**")
+        shown = await say("model show")
+        assert "CPUExecutionProvider, 1 replica(s) at " + url in shown
+        assert "24,096 parameters" in shown
+
+        await relay.stop()
+        for command, options in (("complete", {"prompt": "To be"}), ("model show", {})):
+            answer = await say(command, options)
+            # One sentence naming the server, not a traceback.
+            assert url in answer and "cannot be reached" in answer, answer
+            assert "\n" not in answer and "Traceback" not in answer, answer
+        assert not bot.is_closed()
+
+        await relay.start()  # the server is back: the bot notices by itself
+        await fake_discord.wait_until(lambda: available(bot, "far"), timeout=15, what="recovery")
+        assert (await say("complete", {"prompt": "Or not"})).startswith("**Or not**")
+        await relay.stop()
