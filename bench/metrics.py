@@ -32,6 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.common import benchmark_model, write_json
 from bot.backends import ModelRegistry
+from bot.config import ModelSpec
 from bot.generation import (
     Engine,
     EngineConfig,
@@ -110,11 +111,13 @@ async def scrape(path: Path) -> dict[str, Any]:
     models = ModelRegistry()
     metrics = Metrics(models, configured_models=["shakespeare"])
 
-    async def start(name: str, file: Path) -> Engine:
-        return await Engine.start(file, EngineConfig(workers=2), name=name, observer=metrics)
+    async def start(spec: ModelSpec) -> Engine:
+        assert spec.path is not None
+        config = EngineConfig(workers=2)
+        return await Engine.start(spec.path, config, name=spec.name, observer=metrics)
 
     models.register_kind("onnx", start)
-    engine = await models.start("shakespeare", "onnx", path)
+    engine = await models.start(ModelSpec("shakespeare", str(path)))
     try:
         await timed(engine, 64, 50, 0)  # fills the histograms
         times = []
