@@ -193,7 +193,7 @@ class CompletionService:
                 params = await self.channel_params(
                     channel_id, length=length, temperature=temperature
                 )
-                log.debug("streamed completion started: %d prompt characters", len(prompt))
+                log.debug("completion started: %d prompt characters", len(prompt))
                 chunks = backend.stream(prompt, params)
                 completion: Completion | None = None
                 try:

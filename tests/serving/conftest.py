@@ -85,6 +85,13 @@ class Relay:
     async def start(self) -> None:
         self._server = await asyncio.start_server(self._relay, "127.0.0.1", self.port)
 
+    async def drop(self, n: int) -> None:
+        """Close the open connections (the client's pooled ones too) and the next `n` new ones."""
+        self.drop_next = n
+        for writer in list(self._writers):
+            writer.close()
+        await asyncio.sleep(0.1)  # the client's loop sees its pooled connections closed
+
     async def stop(self) -> None:
         assert self._server is not None
         self._server.close()

@@ -209,14 +209,17 @@ async def test_a_dropped_connection_is_tried_once_more(served: Served) -> None:
     backend = await RemoteBackend.start("tiny", url, timeout=30.0)
     try:
         params = GenerationParams(max_length=20)
-        relay.drop_next = 1  # the first try fails before any text: the second one answers
+        await relay.drop(1)  # the first try fails before any text: the second one answers
         assert (await backend.complete("To be", params)).tokens == 20
-        relay.drop_next = 1
+        assert relay.drop_next == 0  # the dropped connection was the first try
+        await relay.drop(1)
         chunks = [chunk async for chunk in backend.stream("To be", params)]
         assert chunks[-1].completion is not None
-        relay.drop_next = 2  # twice in a row: one sentence naming the server
+        assert relay.drop_next == 0
+        await relay.drop(2)  # twice in a row: one sentence naming the server
         with pytest.raises(ModelUnavailableError, match=f"{url} cannot be reached"):
             await backend.complete("To be", params)
+        assert relay.drop_next == 0
     finally:
         await backend.close()
         await relay.stop()
