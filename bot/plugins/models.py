@@ -139,10 +139,13 @@ def register(services: Services) -> None:
             raise InvalidSettingError(
                 f"There is no model named {value!r}; choose one of: {usable}.{hint}"
             )
-        try:
-            services.models.get(value)  # configured, but it may have failed to load
-        except CharbotError as exc:
-            raise InvalidSettingError(f"{exc} Choose one of: {usable}.") from None
+        if value not in services.models.names:  # configured, but it failed to load
+            try:
+                services.models.get(value)
+            except CharbotError as exc:
+                raise InvalidSettingError(f"{exc} Choose one of: {usable}.") from None
+        # A loaded model that is unreachable for a while (a model server that went away) stays
+        # the channel's choice: its commands say so until it is back.
         return str(value)
 
     services.settings_registry.register_channel(
