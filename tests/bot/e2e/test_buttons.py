@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import time
+from collections.abc import AsyncIterator
 from typing import Any
 
 from discord.utils import escape_markdown
 
 from bot.app import CharBot
 from bot.completion_records import SECONDS_PER_DAY
-from bot.generation.backend import Completion
+from bot.generation.backend import Completion, StreamChunk
 from bot.generation.params import WORD_END_SLACK, GenerationParams
 from bot.plugins.continuation import BUSY, MENU_NAME, STALE, Continuation
 from tests.bot.e2e.conftest import RunBot
@@ -211,16 +212,18 @@ async def test_settings_set_show_reset(fake_discord: FakeDiscord, run_bot: RunBo
         )
         asked: list[tuple[GenerationParams, Completion]] = []
         backend = bot.models.get("tiny")
-        original = backend.complete
+        original = backend.stream  # /complete streams its answer
 
         async def spy(
             prompt: str, params: GenerationParams | None = None, **kwargs: Any
-        ) -> Completion:
+        ) -> AsyncIterator[StreamChunk]:
             assert params is not None
-            asked.append((params, await original(prompt, params, **kwargs)))
-            return asked[-1][1]
+            async for chunk in original(prompt, params, **kwargs):
+                if chunk.completion is not None:
+                    asked.append((params, chunk.completion))
+                yield chunk
 
-        backend.complete = spy  # type: ignore[method-assign]
+        backend.stream = spy  # type: ignore[method-assign]
         await complete(fake_discord, "To be")
         ((params, done),) = asked
         # 50 characters, ending cleanly: the last word finished or cut back to a space.
