@@ -39,6 +39,7 @@ from bot.generation.backend import StreamChunk
 from bot.generation.engine import Engine
 from bot.generation.params import EngineConfig
 from bot.serving import wire
+from bot.serving.metrics import ReplicaMetrics
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +50,8 @@ LOGGING = {"enable_access_log": False}
 # A replica runs its requests on its own event loop rather than on a second loop in a thread:
 # one thread hop less per request. The engine's worker threads run the model either way.
 REPLICA_ENV = {"RAY_SERVE_RUN_USER_CODE_IN_SEPARATE_THREAD": "0"}
+# Seconds between updates of a replica's queue-depth and active-requests gauges.
+GAUGE_INTERVAL = 1.0
 
 
 @dataclass(frozen=True)
@@ -102,14 +105,18 @@ def running_replicas(name: str) -> int:
     return sum(n for state, n in deployment.replica_states.items() if state == "RUNNING")
 
 
-async def _ndjson(first: StreamChunk, chunks: AsyncIterator[StreamChunk]) -> AsyncIterator[bytes]:
+async def _ndjson(
+    first: StreamChunk, chunks: AsyncIterator[StreamChunk], metrics: ReplicaMetrics
+) -> AsyncIterator[bytes]:
     """The stream's lines. A client that goes away cancels this generator, and closing the
     engine's stream frees the request's batch row at the worker's next step."""
     try:
         yield wire.chunk_line(first.text, first.completion)
         async for chunk in chunks:
             yield wire.chunk_line(chunk.text, chunk.completion)
+        metrics.finished(None)
     except CharbotError as exc:
+        metrics.finished(exc)
         yield json.dumps(wire.error_status(exc)[1]).encode() + b"\n"
     finally:
         await chunks.aclose()  # type: ignore[attr-defined]
@@ -124,7 +131,17 @@ class ModelServer:
 
     async def __init__(self, spec: ModelDeployment) -> None:  # type: ignore[misc]  # Serve awaits it
         self.spec = spec
-        self.engine = await Engine.start(spec.path, spec.engine, name=spec.name)
+        # The engine's figures go to Ray's metrics API, so Ray's Prometheus endpoint has them.
+        self.metrics = ReplicaMetrics(spec.name)
+        self.engine = await Engine.start(
+            spec.path, spec.engine, name=spec.name, observer=self.metrics
+        )
+        self._gauges = asyncio.create_task(self._report_gauges())
+
+    async def _report_gauges(self) -> None:
+        while True:
+            self.metrics.gauges(self.engine.stats())
+            await asyncio.sleep(GAUGE_INTERVAL)
 
     @model_api.get("/")
     async def describe(self) -> dict[str, Any]:
@@ -140,22 +157,34 @@ class ModelServer:
 
     @model_api.post("/complete")
     async def complete(self, request: Request) -> Response:
-        prompt, params = wire.parse_request(wire.loads(await request.body()))
-        completion = await self.engine.complete(prompt, params)
+        try:
+            prompt, params = wire.parse_request(wire.loads(await request.body()))
+            completion = await self.engine.complete(prompt, params)
+        except CharbotError as exc:
+            self.metrics.finished(exc)
+            raise
+        self.metrics.finished(None)
         # Encoded here: FastAPI's generic encoder walks the whole answer first, for nothing.
         body = json.dumps({"completion": wire.completion_json(completion)})
         return Response(body, media_type="application/json")
 
     @model_api.post("/stream")
     async def stream(self, request: Request) -> StreamingResponse:
-        prompt, params = wire.parse_request(wire.loads(await request.body()))
-        chunks = self.engine.stream(prompt, params)
-        # The first chunk before the headers: a refused request (bad params, busy) gets its
-        # status code, not a 200 with an error inside.
-        first = await anext(chunks)
-        return StreamingResponse(_ndjson(first, chunks), media_type="application/x-ndjson")
+        try:
+            prompt, params = wire.parse_request(wire.loads(await request.body()))
+            chunks = self.engine.stream(prompt, params)
+            # The first chunk before the headers: a refused request (bad params, busy) gets its
+            # status code, not a 200 with an error inside.
+            first = await anext(chunks)
+        except CharbotError as exc:
+            self.metrics.finished(exc)
+            raise
+        return StreamingResponse(
+            _ndjson(first, chunks, self.metrics), media_type="application/x-ndjson"
+        )
 
     async def __del__(self) -> None:
+        self._gauges.cancel()
         await self.engine.close()
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import socket
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -35,6 +36,7 @@ class Served:
     base: str  # http://127.0.0.1:PORT
     port: int
     tiny_onnx: Path
+    metrics_port: int  # Ray's Prometheus endpoint on this node
 
     def url(self, model: str) -> str:
         return f"{self.base}/v1/models/{model}"
@@ -50,12 +52,15 @@ def free_port() -> int:
 @pytest.fixture(scope="session")
 def served(tiny_onnx: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
     wide = export_tiny(tmp_path_factory.mktemp("slow") / "wide.onnx", hidden=1024, steps=1)
-    port = free_port()
+    port, metrics_port = free_port(), free_port()
+    # Ray's metrics agent reports every 10 s by default; the metrics test would wait for it.
+    os.environ["RAY_metrics_report_interval_ms"] = "500"  # noqa: SIM112 (Ray spells it so)
     ray.init(
         num_cpus=2,
         include_dashboard=False,
         object_store_memory=OBJECT_STORE_BYTES,
         log_to_driver=False,
+        _metrics_export_port=metrics_port,
     )
     try:
         start_serve("127.0.0.1", port)
@@ -65,7 +70,7 @@ def served(tiny_onnx: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterato
                 ModelDeployment("slow", str(wide), SLOW_ENGINE),
             ]
         )
-        yield Served(f"http://127.0.0.1:{port}", port, tiny_onnx)
+        yield Served(f"http://127.0.0.1:{port}", port, tiny_onnx, metrics_port)
     finally:
         serve.shutdown()  # type: ignore[no-untyped-call]
         ray.shutdown()

@@ -1,0 +1,98 @@
+"""The engine's figures from a model-server replica, through Ray's metrics API.
+
+`ray.util.metrics` metrics are exported by every Ray node's metrics agent, so Ray's own Prometheus
+endpoint (each node's `--metrics-export-port`) carries them, with Ray's `ray_` prefix and tags
+naming the deployment and replica: `ray_charbot_completions_total{model,outcome}`,
+`ray_charbot_queue_wait_seconds`, `ray_charbot_generation_seconds`, `ray_charbot_model_steps_total`
+and `ray_charbot_batched_requests_total` (their ratio is the mean batch size),
+`ray_charbot_queue_depth` and `ray_charbot_active_requests`. The names and buckets follow the
+bot's own `/metrics` (`bot.ops.metrics`), so one dashboard reads both.
+"""
+
+from __future__ import annotations
+
+from ray.util import metrics
+
+from bot.errors import (
+    CharbotError,
+    EngineBusyError,
+    InvalidParamsError,
+    RequestTimeoutError,
+)
+from bot.generation.backend import BackendStats
+from bot.ops.metrics import TIME_BUCKETS
+
+MODEL = ("model",)
+
+
+def outcome_of(error: CharbotError | None) -> str:
+    """The bot's outcome label for a request's end (None: it succeeded)."""
+    if error is None:
+        return "ok"
+    if isinstance(error, EngineBusyError):
+        return "busy"
+    if isinstance(error, InvalidParamsError):
+        return "invalid"
+    if isinstance(error, RequestTimeoutError):
+        return "timeout"
+    return "error"
+
+
+class ReplicaMetrics:
+    """An `EngineObserver` for one replica's engine, plus the request outcomes and gauges its
+    endpoints record. Called from the engine's worker threads: Ray's metrics are thread-safe."""
+
+    def __init__(self, model: str) -> None:
+        self.tags = {"model": model}
+        self.completions = metrics.Counter(
+            "charbot_completions",
+            "Completions by model and outcome (ok, busy, invalid, timeout, error).",
+            tag_keys=("model", "outcome"),
+        )
+        self.queue_wait = metrics.Histogram(
+            "charbot_queue_wait_seconds",
+            "Time a request waited in the engine's queue before joining a batch.",
+            boundaries=list(TIME_BUCKETS),
+            tag_keys=MODEL,
+        )
+        self.generation = metrics.Histogram(
+            "charbot_generation_seconds",
+            "Time from joining a batch to the request's end.",
+            boundaries=list(TIME_BUCKETS),
+            tag_keys=MODEL,
+        )
+        self.steps = metrics.Counter(
+            "charbot_model_steps", "Model steps run by the replica's engine.", tag_keys=MODEL
+        )
+        self.batched = metrics.Counter(
+            "charbot_batched_requests",
+            "Requests advanced by those steps, summed: divided by the steps, the mean batch size.",
+            tag_keys=MODEL,
+        )
+        self.queue_depth = metrics.Gauge(
+            "charbot_queue_depth", "Requests waiting for a batch slot.", tag_keys=MODEL
+        )
+        self.active = metrics.Gauge(
+            "charbot_active_requests", "Requests in a batch now.", tag_keys=MODEL
+        )
+
+    # -- EngineObserver ----------------------------------------------------------------------
+
+    def request_started(self, model: str, queued: float) -> None:
+        self.queue_wait.observe(queued, self.tags)
+
+    def request_finished(self, model: str, generating: float) -> None:
+        self.generation.observe(generating, self.tags)
+
+    def batch_steps(self, model: str, size: int, steps: int) -> None:
+        self.steps.inc(steps, self.tags)
+        self.batched.inc(size * steps, self.tags)
+
+    # -- what the endpoints record -------------------------------------------------------------
+
+    def finished(self, error: CharbotError | None) -> None:
+        self.completions.inc(1, {**self.tags, "outcome": outcome_of(error)})
+
+    def gauges(self, stats: BackendStats) -> None:
+        self.queue_depth.set(stats.queue_depth, self.tags)
+        self.active.set(stats.active_requests, self.tags)
