@@ -20,16 +20,11 @@ from typing import Any
 
 from bot.backends import ModelRegistry
 from bot.config import GenerationSection
-from bot.errors import (
-    EngineBusyError,
-    EngineClosedError,
-    InvalidParamsError,
-    RequestTimeoutError,
-)
+from bot.errors import EngineClosedError
 from bot.generation.backend import Completion, GenerationBackend, StreamChunk
 from bot.generation.params import GenerationParams
 from bot.ops.logs import current_request_id, log_context, new_request_id
-from bot.ops.metrics import Metrics, Outcome
+from bot.ops.metrics import Metrics, outcome_of
 from bot.settings import UnknownSettingError, resolve
 from bot.stores.base import SettingsStore
 
@@ -245,14 +240,3 @@ class CompletionService:
             log.warning("%d requests still in flight at shutdown", len(self._inflight))
             return False
         return True
-
-
-def outcome_of(error: BaseException) -> Outcome:
-    """The metrics' outcome for a failed completion: a full queue, bad input, too slow, or else."""
-    if isinstance(error, EngineBusyError):
-        return "busy"
-    if isinstance(error, InvalidParamsError):
-        return "invalid"
-    if isinstance(error, RequestTimeoutError):
-        return "timeout"
-    return "error"

@@ -21,6 +21,7 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
 from prometheus_client.registry import Collector
 
 from bot.backends import ModelRegistry
+from bot.errors import EngineBusyError, InvalidParamsError, RequestTimeoutError
 from bot.stores.base import SettingsStore
 
 __all__ = ["CONTENT_TYPE_LATEST", "OUTCOMES", "Metrics", "Outcome", "ShardState"]
@@ -221,3 +222,15 @@ class _GatewayCollector(Collector):
             if math.isfinite(state.latency):  # no sample before the first acknowledged beat
                 latency.add_metric([str(shard)], state.latency)
         yield from (connected, latency)
+
+
+def outcome_of(error: BaseException) -> Outcome:
+    """The outcome label of a failed completion: a full queue, bad input, too slow, or else.
+    One rule for the bot's metrics and the model server's (`bot.serving.metrics`)."""
+    if isinstance(error, EngineBusyError):
+        return "busy"
+    if isinstance(error, InvalidParamsError):
+        return "invalid"
+    if isinstance(error, RequestTimeoutError):
+        return "timeout"
+    return "error"

@@ -13,29 +13,11 @@ from __future__ import annotations
 
 from ray.util import metrics
 
-from bot.errors import (
-    CharbotError,
-    EngineBusyError,
-    InvalidParamsError,
-    RequestTimeoutError,
-)
+from bot.errors import CharbotError
 from bot.generation.backend import BackendStats
-from bot.ops.metrics import TIME_BUCKETS
+from bot.ops.metrics import TIME_BUCKETS, outcome_of
 
 MODEL = ("model",)
-
-
-def outcome_of(error: CharbotError | None) -> str:
-    """The bot's outcome label for a request's end (None: it succeeded)."""
-    if error is None:
-        return "ok"
-    if isinstance(error, EngineBusyError):
-        return "busy"
-    if isinstance(error, InvalidParamsError):
-        return "invalid"
-    if isinstance(error, RequestTimeoutError):
-        return "timeout"
-    return "error"
 
 
 class ReplicaMetrics:
@@ -91,7 +73,8 @@ class ReplicaMetrics:
     # -- what the endpoints record -------------------------------------------------------------
 
     def finished(self, error: CharbotError | None) -> None:
-        self.completions.inc(1, {**self.tags, "outcome": outcome_of(error)})
+        outcome = "ok" if error is None else outcome_of(error)
+        self.completions.inc(1, {**self.tags, "outcome": outcome})
 
     def gauges(self, stats: BackendStats) -> None:
         self.queue_depth.set(stats.queue_depth, self.tags)
