@@ -103,11 +103,7 @@ class RemoteBackend:
                     completion = wire.parse_completion(data["completion"])
                     break
                 except _CONNECTION_ERRORS as exc:
-                    if not _retryable(exc):
-                        raise self._broken(exc) from exc
-                    if attempt == 2:
-                        raise self._connection_failed(exc) from exc
-                    log.info("%s: retrying after a connection error: %s", self.url, exc)
+                    self._retry_or_raise(exc, attempt, received=False)
         except (CharbotError, wire.WireFormatError, KeyError):
             self._failed += 1
             raise
@@ -137,11 +133,7 @@ class RemoteBackend:
                         f"The model server at {self.url} ended the text before it was complete."
                     )
                 except _CONNECTION_ERRORS as exc:
-                    if received or not _retryable(exc):
-                        raise self._broken(exc) from exc
-                    if attempt == 2:
-                        raise self._connection_failed(exc) from exc
-                    log.info("%s: retrying after a connection error: %s", self.url, exc)
+                    self._retry_or_raise(exc, attempt, received)
         except (CharbotError, wire.WireFormatError, KeyError):
             self._failed += 1
             raise
@@ -243,6 +235,15 @@ class RemoteBackend:
         self._served += 1
         self._chars += len(completion.text)
         self._window.append((time.monotonic(), len(completion.text)))
+
+    def _retry_or_raise(self, exc: Exception, attempt: int, received: bool) -> None:
+        """After a connection error: return to try once more, or raise the bot's error. Only a
+        request that has received no text yet, on its first attempt, is tried again."""
+        if received or not _retryable(exc):
+            raise self._broken(exc) from exc
+        if attempt == 2:
+            raise self._connection_failed(exc) from exc
+        log.info("%s: retrying after a connection error: %s", self.url, exc)
 
     def _broken(self, exc: Exception) -> WorkerError:
         return WorkerError(
