@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
+import subprocess
+import sys
 from collections.abc import AsyncIterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -21,6 +24,35 @@ def server_env(server: FakeDiscord) -> dict[str, str]:
         "CHARBOT_DISCORD_API_BASE": server.api_base,
         "CHARBOT_DISCORD_GATEWAY_URL": server.gateway_url,
     }
+
+
+REPO = Path(__file__).resolve().parents[3]
+
+
+@contextlib.asynccontextmanager
+async def bot_process(
+    server: FakeDiscord, log_path: Path, *argv: str
+) -> AsyncIterator[asyncio.subprocess.Process]:
+    """`python -m bot ARGV` as its own process against `server`, its output in `log_path`,
+    yielded once it has connected and synced its commands; killed on exit if still running."""
+    env = {**os.environ, **server_env(server), "PYTHONPATH": str(REPO)}
+    guild_id = server.world.guild.id
+    with log_path.open("wb") as log:
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "bot", *argv,
+            cwd=REPO, env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
+        )  # fmt: skip
+    try:
+        await server.wait_until(
+            lambda: server.gateway.connected() and server.synced_commands.get(guild_id),
+            timeout=30,
+            what=f"the bot process to connect; its log: {log_path}",
+        )
+        yield proc
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
 
 
 @contextlib.asynccontextmanager

@@ -8,10 +8,7 @@ import asyncio
 import contextlib
 import json
 import math
-import os
 import signal
-import subprocess
-import sys
 import threading
 from pathlib import Path
 
@@ -26,11 +23,10 @@ from bot.generation.params import WORD_END_SLACK
 from bot.ops.health import gateway_verdict, shard_states
 from tests.bot.e2e.conftest import write_config
 from tests.bot.e2e.ops import eventually, free_port, listening_ports, probe, scrape
-from tests.bot.e2e.reliability import bot_with, server_env
+from tests.bot.e2e.reliability import bot_process, bot_with
 from tests.fakediscord import FakeDiscord, InteractionHandle
 from tests.fakediscord.fixtures import CLIENT_KWARGS, running_client
 
-REPO = Path(__file__).resolve().parents[3]
 LENGTH = 40  # write_config's generation.length; the tiny model is char-level: 40 characters
 
 
@@ -206,21 +202,10 @@ async def test_json_logs_follow_a_request_and_hold_no_token_and_no_prompt(
     path = write_config(tmp_path, fake_discord, tiny_onnx)
     log_path = tmp_path / "bot.log"
     prompts = ("Zounds quoth Bardolph", "Verily Pistol")
-    env = {**os.environ, **server_env(fake_discord), "PYTHONPATH": str(REPO)}
     argv = ["--config", str(path), "--log-level", "DEBUG", "--log-format", "json"]
-    with log_path.open("wb") as log:
-        proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "bot", *argv, "run", "--metrics-port", str(port),
-            cwd=REPO, env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
-        )  # fmt: skip
-    try:
-        await fake_discord.wait_until(
-            lambda: (
-                fake_discord.gateway.connected() and fake_discord.synced_commands.get(w.guild.id)
-            ),
-            timeout=30,
-            what=f"the bot process to connect; its log: {log_path}",
-        )
+    async with bot_process(
+        fake_discord, log_path, *argv, "run", "--metrics-port", str(port)
+    ) as proc:
 
         async def ready() -> bool:
             return (await probe(port, "/readyz"))[0] == 200
@@ -234,10 +219,6 @@ async def test_json_logs_follow_a_request_and_hold_no_token_and_no_prompt(
         await fake_discord.wait_for_message(w.random.id, after=mid, timeout=20)
         proc.send_signal(signal.SIGTERM)
         assert await asyncio.wait_for(proc.wait(), 60) == 0
-    finally:
-        if proc.returncode is None:
-            proc.kill()
-            await proc.wait()
 
     text = log_path.read_text()
     assert fake_discord.token not in text  # at any level

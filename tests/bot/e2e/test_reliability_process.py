@@ -22,11 +22,10 @@ import pytest
 
 from bot.generation.model import LoadedModel
 from tests.bot.e2e.conftest import write_config
-from tests.bot.e2e.reliability import bot_with, server_env
+from tests.bot.e2e.reliability import REPO, bot_process, bot_with
 from tests.fakediscord import FakeDiscord
 from tests.tinymodel import export_tiny
 
-REPO = Path(__file__).resolve().parents[3]
 LENGTH = 1500
 
 
@@ -51,20 +50,7 @@ async def test_sigterm_with_requests_in_flight_answers_each_and_exits_0(
     w = fake_discord.world
     path = long_config(tmp_path, fake_discord, slow_onnx)
     log_path = tmp_path / "bot.log"
-    env = {**os.environ, **server_env(fake_discord), "PYTHONPATH": str(REPO)}
-    with log_path.open("wb") as log:
-        proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "bot", "--config", str(path), "run",
-            cwd=REPO, env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
-        )  # fmt: skip
-    try:
-        await fake_discord.wait_until(
-            lambda: (
-                fake_discord.gateway.connected() and fake_discord.synced_commands.get(w.guild.id)
-            ),
-            timeout=30,
-            what=f"the bot process to connect; its log: {log_path}",
-        )
+    async with bot_process(fake_discord, log_path, "--config", str(path), "run") as proc:
         handles = [
             await fake_discord.invoke_command(
                 "complete", {"prompt": f"To be {i}"}, channel_id=channel.id, user=user
@@ -84,10 +70,6 @@ async def test_sigterm_with_requests_in_flight_answers_each_and_exits_0(
         in_flight = sum(not h.replies for h in handles)
         proc.send_signal(signal.SIGTERM)
         rc = await asyncio.wait_for(proc.wait(), 60)
-    finally:
-        if proc.returncode is None:
-            proc.kill()
-            await proc.wait()
     log_text = log_path.read_text(errors="replace")
     assert rc == 0, log_text[-3000:]
     assert in_flight >= 2, "the generations finished before SIGTERM: make them longer"
