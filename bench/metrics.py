@@ -31,7 +31,6 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.common import benchmark_model, write_json
-from bot.backends import ModelRegistry
 from bot.config import ModelSpec
 from bot.generation import (
     Engine,
@@ -40,6 +39,7 @@ from bot.generation import (
     GenerationLimits,
     GenerationParams,
 )
+from bot.generation.registry import ModelRegistry
 from bot.ops.metrics import Metrics
 
 DEFAULT_JSON = Path(__file__).resolve().parent / "results" / "metrics.json"

@@ -10,10 +10,10 @@ Everything else in `bot` is internal and may change without notice.
 
 from __future__ import annotations
 
-from bot.app import CharBot
-from bot.backends import BackendFactory, ModelRegistry
-from bot.completions import CompletionService
 from bot.config import ModelSpec
+from bot.core.completions import CompletionService
+from bot.core.services import Services
+from bot.discord.app import CharBot
 from bot.errors import (
     CharbotError,
     EngineBusyError,
@@ -41,7 +41,7 @@ from bot.generation.params import (
     check_temperature,
     validate_prompt,
 )
-from bot.services import Services
+from bot.generation.registry import BackendFactory, ModelRegistry
 from bot.settings import (
     InvalidSettingError,
     SettingsError,

@@ -18,9 +18,9 @@ from typing import Any
 import aiohttp
 import discord
 
-from bot.app import CharBot, point_discord_at
 from bot.config import Config, load_config
 from bot.console import run_console
+from bot.discord.app import CharBot, point_discord_at
 from bot.errors import CharbotError
 from bot.ops.logs import configure_logging
 from bot.runtime import build_bot, build_services

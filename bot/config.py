@@ -46,6 +46,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Union, get_args, get_origin, get_type_hints
 
+from bot.core.plugins import BUILTIN_PLUGINS
 from bot.errors import CharbotError
 from bot.generation.params import (
     MAX_TEMPERATURE,
@@ -57,7 +58,6 @@ from bot.generation.params import (
     Provider,
 )
 from bot.ops.logs import LogFormat
-from bot.plugins import BUILTIN_PLUGINS
 
 log = logging.getLogger(__name__)
 

@@ -24,13 +24,13 @@ import threading
 from collections.abc import Iterator
 from typing import IO, Any, TextIO
 
-from bot.completions import unknown_note
+from bot.core.completions import unknown_note
+from bot.core.services import Services
 from bot.errors import CharbotError
 from bot.generation.params import MAX_TEMPERATURE
 from bot.plugins import channel_settings as settings_commands
-from bot.plugins import models as model_commands
+from bot.plugins import model as model_commands
 from bot.plugins import temperature as temperature_commands
-from bot.services import Services
 from bot.settings import InvalidSettingError
 
 log = logging.getLogger(__name__)

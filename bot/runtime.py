@@ -9,17 +9,17 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from bot.app import CharBot
-from bot.backends import ModelRegistry
-from bot.completions import CompletionService
 from bot.config import Config, ModelSpec
+from bot.core.completions import CompletionService
+from bot.core.services import Services
+from bot.discord.app import CharBot
 from bot.errors import ModelLoadError
 from bot.generation.backend import GenerationBackend
 from bot.generation.engine import Engine
 from bot.generation.observer import EngineObserver
 from bot.generation.params import EngineConfig, GenerationLimits
+from bot.generation.registry import ModelRegistry
 from bot.ops.metrics import Metrics
-from bot.services import Services
 from bot.serving.remote import REMOTE_KIND, RemoteBackend
 from bot.settings import SettingsRegistry
 from bot.stores import SettingsStore, open_store

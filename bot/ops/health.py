@@ -17,7 +17,7 @@ import discord
 from bot.ops.metrics import ShardState
 
 if TYPE_CHECKING:
-    from bot.services import Services
+    from bot.core.services import Services
 
 #: Seconds the store may take to answer a ping before the probe calls it unreachable.
 STORE_PING_TIMEOUT: Final = 2.0

@@ -7,7 +7,7 @@
 
 Text lines end with the fields in brackets; JSON lines hold them as keys:
 
-    {"time": "2026-11-30T06:01:02.345Z", "level": "INFO", "logger": "bot.completions",
+    {"time": "2026-11-30T06:01:02.345Z", "level": "INFO", "logger": "bot.core.completions",
      "message": "completion ok on tiny: 40 characters in 0.05 s", "request_id": "5f0c2a9e81d4",
      "shard": 0, "guild": 1234, "channel": 5678, "model": "tiny"}
 

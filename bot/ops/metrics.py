@@ -20,8 +20,8 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Histo
 from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
 from prometheus_client.registry import Collector
 
-from bot.backends import ModelRegistry
 from bot.errors import EngineBusyError, InvalidParamsError, RequestTimeoutError
+from bot.generation.registry import ModelRegistry
 from bot.stores.base import SettingsStore
 
 __all__ = ["CONTENT_TYPE_LATEST", "OUTCOMES", "Metrics", "Outcome", "ShardState"]

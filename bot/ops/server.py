@@ -21,7 +21,7 @@ from bot.ops.health import Readiness, readiness, shard_states
 from bot.ops.metrics import CONTENT_TYPE_LATEST, Metrics
 
 if TYPE_CHECKING:
-    from bot.app import CharBot
+    from bot.discord.app import CharBot
 
 log = logging.getLogger(__name__)
 

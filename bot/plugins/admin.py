@@ -8,11 +8,11 @@ from typing import TYPE_CHECKING
 import discord
 from discord import app_commands
 
-from bot.plugins.base import CharbotGroupCog, charbot, reply
-from bot.sharding import latency_text
+from bot.discord.cogs import CharbotGroupCog, charbot, reply
+from bot.discord.sharding import latency_text
 
 if TYPE_CHECKING:
-    from bot.app import CharBot
+    from bot.discord.app import CharBot
 
 
 async def is_owner(interaction: discord.Interaction) -> bool:

@@ -14,16 +14,16 @@ from typing import TYPE_CHECKING, Any, Literal, get_args
 import discord
 from discord import app_commands
 
-from bot.completions import LENGTH_KEY, MODEL_KEY, TEMPERATURE_KEY, TOP_K_KEY, TOP_P_KEY
+from bot.core.completions import LENGTH_KEY, MODEL_KEY, TEMPERATURE_KEY, TOP_K_KEY, TOP_P_KEY
+from bot.discord.cogs import NO_MENTIONS, CharbotGroupCog, manage_channels
 from bot.errors import InvalidParamsError
 from bot.generation.params import GenerationLimits, GenerationParams
-from bot.plugins.base import NO_MENTIONS, CharbotGroupCog, manage_channels
 from bot.runtime import engine_config
 from bot.settings import InvalidSettingError, Validator
 
 if TYPE_CHECKING:
-    from bot.app import CharBot
-    from bot.services import Services
+    from bot.core.services import Services
+    from bot.discord.app import CharBot
 
 #: The keys this plugin owns, as `/settings set` and `/settings reset` offer them.
 Key = Literal["length", "top_k", "top_p"]

@@ -16,15 +16,15 @@ from discord import app_commands
 from discord.ext import commands
 from discord.utils import escape_markdown
 
-from bot.completions import unknown_note
+from bot.core.completions import unknown_note
+from bot.discord.cogs import ELLIPSIS, MESSAGE_LIMIT, NO_MENTIONS, CharbotCog, request_origin
 from bot.errors import CharbotError, InvalidParamsError
 from bot.generation.backend import Completion
 from bot.generation.params import MAX_TEMPERATURE, check_temperature
-from bot.plugins.base import ELLIPSIS, MESSAGE_LIMIT, NO_MENTIONS, CharbotCog, request_origin
 from bot.plugins.live_reply import reply_as_it_arrives
 
 if TYPE_CHECKING:
-    from bot.app import CharBot
+    from bot.discord.app import CharBot
 
 log = logging.getLogger(__name__)
 

@@ -8,7 +8,7 @@
 - **Continue with charbot** (a message context menu, Apps): continues any message's text.
 
 The buttons are `DynamicItem`s whose custom ids name a record in the settings store
-(`bot.completion_records`), so they keep working after a restart until the record expires. The
+(`bot.core.records`), so they keep working after a restart until the record expires. The
 buttons are disabled while a press is answered, and a press is claimed before any work, so a
 double press gives one answer.
 """
@@ -24,15 +24,15 @@ import discord
 from discord import app_commands
 from discord.ext import tasks
 
-from bot.completion_records import Claim, ClaimStatus, CompletionRecord, CompletionRecords
+from bot.core.records import Claim, ClaimStatus, CompletionRecord, CompletionRecords
+from bot.discord.cogs import MESSAGE_LIMIT, NO_MENTIONS, CharbotCog, reply, request_origin
 from bot.errors import CharbotError
 from bot.generation.backend import Completion
 from bot.generation.params import GenerationParams
-from bot.plugins.base import MESSAGE_LIMIT, NO_MENTIONS, CharbotCog, reply, request_origin
 from bot.plugins.completion import Completions, format_completion, tell_privately
 
 if TYPE_CHECKING:
-    from bot.app import CharBot
+    from bot.discord.app import CharBot
 
 log = logging.getLogger(__name__)
 

@@ -12,15 +12,15 @@ from typing import TYPE_CHECKING, Any
 import discord
 from discord import app_commands
 
-from bot.completions import TEMPERATURE_KEY
+from bot.core.completions import TEMPERATURE_KEY
+from bot.discord.cogs import NO_MENTIONS, CharbotGroupCog, manage_channels
 from bot.errors import InvalidParamsError
 from bot.generation.params import MAX_TEMPERATURE, check_temperature
-from bot.plugins.base import NO_MENTIONS, CharbotGroupCog, manage_channels
 from bot.settings import InvalidSettingError
 
 if TYPE_CHECKING:
-    from bot.app import CharBot
-    from bot.services import Services
+    from bot.core.services import Services
+    from bot.discord.app import CharBot
 
 
 def validate_temperature(value: Any) -> float:

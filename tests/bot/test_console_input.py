@@ -13,8 +13,8 @@ import pytest
 from bot.cli import main
 from bot.config import load_config
 from bot.console import run_console
+from bot.core.services import Services
 from bot.runtime import assemble
-from bot.services import Services
 from bot.settings import SettingsRegistry
 from bot.stores import MemorySettingsStore
 

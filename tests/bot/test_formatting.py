@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from discord.utils import remove_markdown
 
+from bot.discord.cogs import MESSAGE_LIMIT
 from bot.generation.backend import Completion
-from bot.plugins.base import MESSAGE_LIMIT
 from bot.plugins.completion import format_completion
 
 

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from bot.app import CharBot
 from bot.config import load_config
+from bot.core.plugins import discover_entry_points
+from bot.discord.app import CharBot
 from bot.errors import PluginError
-from bot.plugins import discover_entry_points
 from bot.runtime import assemble
 from bot.settings import SettingsRegistry
 from bot.stores import MemorySettingsStore
@@ -34,7 +34,7 @@ async def offline_bot(tmp_path: Path, tiny_onnx: Path) -> AsyncIterator[CharBot]
     config_path.write_text(
         f"""
 [plugins]
-enabled = ["bot.plugins.temperature", "broken_plugin", "bot.plugins.models"]
+enabled = ["bot.plugins.temperature", "broken_plugin", "bot.plugins.model"]
 
 [models]
 default = "tiny"
@@ -58,7 +58,7 @@ backend = "markov"
 
 async def test_a_broken_plugin_is_reported_and_skipped(offline_bot: CharBot) -> None:
     await offline_bot.prepare()
-    assert set(offline_bot.loaded_plugins()) == {"temperature", "models", "markov"}
+    assert set(offline_bot.loaded_plugins()) == {"temperature", "model", "markov"}
     assert "boom" in offline_bot.plugin_failures["broken_plugin"]
     # The entry-point plugin brought the backend kind the config's second model needs.
     assert offline_bot.models.names == ["markov", "tiny"]

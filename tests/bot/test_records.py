@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.completion_records import (
+from bot.core.records import (
     SECONDS_PER_DAY,
     ClaimStatus,
     CompletionRecord,

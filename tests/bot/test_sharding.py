@@ -9,7 +9,7 @@ import pytest
 
 from bot.cli import main
 from bot.config import IDENTIFY_SPACING_SECONDS, ConfigError, load_config
-from bot.sharding import IdentifyGate, LocalLocks, runs_shard_zero
+from bot.discord.sharding import IdentifyGate, LocalLocks, runs_shard_zero
 
 
 def test_defaults_run_every_shard_recommended_by_discord() -> None:

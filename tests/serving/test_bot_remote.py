@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from pathlib import Path
 
-from bot.app import CharBot
+from bot.discord.app import CharBot
 from bot.errors import CharbotError
 from tests.bot.e2e.conftest import write_config
 from tests.bot.e2e.reliability import bot_with

@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
-from bot.app import CharBot
 from bot.config import Config, load_config
+from bot.discord.app import CharBot
 from bot.generation.params import GenerationParams
 from bot.runtime import build_bot
 from tests.bot.e2e.reliability import server_env

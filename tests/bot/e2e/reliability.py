@@ -11,8 +11,8 @@ from collections.abc import AsyncIterator, Mapping
 from pathlib import Path
 from typing import Any
 
-from bot.app import CharBot
 from bot.config import load_config
+from bot.discord.app import CharBot
 from bot.runtime import build_bot
 from tests.fakediscord import FakeDiscord
 from tests.fakediscord.fixtures import CLIENT_KWARGS, running_client

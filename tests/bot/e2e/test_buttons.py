@@ -8,8 +8,8 @@ from typing import Any
 
 from discord.utils import escape_markdown
 
-from bot.app import CharBot
-from bot.completion_records import SECONDS_PER_DAY
+from bot.core.records import SECONDS_PER_DAY
+from bot.discord.app import CharBot
 from bot.generation.backend import Completion, StreamChunk
 from bot.generation.params import WORD_END_SLACK, GenerationParams
 from bot.plugins.continuation import BUSY, MENU_NAME, STALE, Continuation

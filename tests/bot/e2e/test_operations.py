@@ -233,11 +233,11 @@ async def test_json_logs_follow_a_request_and_hold_no_token_and_no_prompt(
     assert [line["channel"] for line in done] == [w.general.id, w.random.id]
     assert len({line["request_id"] for line in done}) == 2
     steps = [
-        ("bot.completions", "request started"),  # the interaction's handler
-        ("bot.completions", "completion started"),
+        ("bot.core.completions", "request started"),  # the interaction's handler
+        ("bot.core.completions", "completion started"),
         ("bot.generation.batcher", "request joined a batch"),  # a worker thread
         ("bot.generation.batcher", "request finished"),
-        ("bot.completions", "completion ok on tiny"),  # back on the event loop
+        ("bot.core.completions", "completion ok on tiny"),  # back on the event loop
     ]
     for line in done:
         trail = [each for each in lines if each.get("request_id") == line["request_id"]]

@@ -1,7 +1,7 @@
 """The Discord application: an `AutoShardedBot` given its services, which loads the plugins.
 
 It runs the shards the config names (`discord.shard_count`, `discord.shard_ids`; all of them by
-default), spacing their IDENTIFYs per bucket with `bot.sharding.IdentifyGate`.
+default), spacing their IDENTIFYs per bucket with `bot.discord.sharding.IdentifyGate`.
 
 Plugins reach the shared services through the bot object: `bot.services`, with the shortcuts
 `bot.config`, `bot.settings` (the per-channel store), `bot.settings_registry`, `bot.models` (the
@@ -21,15 +21,15 @@ import discord
 import yarl
 from discord.ext import commands
 
-from bot.backends import ModelRegistry
-from bot.completions import CompletionService
 from bot.config import Config
+from bot.core.completions import CompletionService
+from bot.core.plugins import PluginSource
+from bot.core.services import Services
+from bot.discord.sharding import IdentifyGate, runs_shard_zero
 from bot.errors import PluginError
+from bot.generation.registry import ModelRegistry
 from bot.ops.server import OpsServer, serve_ops
-from bot.plugins import PluginSource
-from bot.services import Services
 from bot.settings import SettingsRegistry
-from bot.sharding import IdentifyGate, runs_shard_zero
 from bot.stores import SettingsStore
 
 log = logging.getLogger(__name__)

@@ -14,7 +14,7 @@ from discord.ext import commands
 from bot.errors import CharbotError
 
 if TYPE_CHECKING:
-    from bot.app import CharBot
+    from bot.discord.app import CharBot
 
 log = logging.getLogger(__name__)
 

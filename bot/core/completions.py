@@ -18,11 +18,11 @@ from collections.abc import AsyncGenerator, AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-from bot.backends import ModelRegistry
 from bot.config import GenerationSection
 from bot.errors import EngineClosedError
 from bot.generation.backend import Completion, GenerationBackend, StreamChunk
 from bot.generation.params import GenerationParams
+from bot.generation.registry import ModelRegistry
 from bot.ops.logs import current_request_id, log_context, new_request_id
 from bot.ops.metrics import Metrics, outcome_of
 from bot.settings import UnknownSettingError, resolve

@@ -12,16 +12,16 @@ from typing import TYPE_CHECKING, Any
 import discord
 from discord import app_commands
 
-from bot.completions import MODEL_KEY
 from bot.config import BUNDLED_MODEL
+from bot.core.completions import MODEL_KEY
+from bot.discord.cogs import ELLIPSIS, NO_MENTIONS, CharbotGroupCog, fit, manage_channels
 from bot.errors import CharbotError
 from bot.generation.backend import ModelInfo
-from bot.plugins.base import ELLIPSIS, NO_MENTIONS, CharbotGroupCog, fit, manage_channels
 from bot.settings import InvalidSettingError
 
 if TYPE_CHECKING:
-    from bot.app import CharBot
-    from bot.services import Services
+    from bot.core.services import Services
+    from bot.discord.app import CharBot
 
 
 CORPUS_FILES_NAMED = 3  # a corpus of more files is summarised as "N files"

@@ -1,8 +1,9 @@
 """The bot's services, apart from any Discord client: what the Discord app and the console share.
 
-`bot.runtime.build_services` assembles them from the config; the Discord app (`bot.app.CharBot`)
-and the console chat (`bot.console`) are each handed one `Services` and build nothing of their own.
-Plugins reach them as `bot.services` (or, for their Discord-free parts, through `register`).
+`bot.runtime.build_services` assembles them from the config; the Discord app
+(`bot.discord.app.CharBot`) and the console chat (`bot.console`) are each handed one `Services`
+and build nothing of their own. Plugins reach them as `bot.services` (or, for their Discord-free
+parts, through `register`).
 """
 
 from __future__ import annotations
@@ -12,12 +13,12 @@ import logging
 from collections.abc import Collection
 from dataclasses import dataclass, field
 
-from bot.backends import ModelRegistry
-from bot.completions import CompletionService
 from bot.config import Config
+from bot.core.completions import CompletionService
+from bot.core.plugins import PluginSource, allowed_plugins
 from bot.errors import CharbotError, PluginError
+from bot.generation.registry import ModelRegistry
 from bot.ops.metrics import Metrics
-from bot.plugins import PluginSource, allowed_plugins
 from bot.settings import SettingsRegistry
 from bot.stores import SettingsStore
 

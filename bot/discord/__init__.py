@@ -1,0 +1,1 @@
+"""The Discord surface: the discord.py application, its cogs' shared behaviour, and sharding."""
