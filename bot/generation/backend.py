@@ -6,12 +6,14 @@ The ONNX engine (`bot.generation.engine.Engine`) is the built-in backend; plugin
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping
+import time
+from collections import deque
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Protocol, runtime_checkable
 
-from bot.generation.params import GenerationParams
+from bot.generation.params import STATS_WINDOW, GenerationParams
 
 FinishReason = Literal["length", "stop"]
 
@@ -68,9 +70,45 @@ class BackendStats:
     active_requests: int  # requests in a batch now
     requests_served: int  # requests completed since start
     characters_generated: int  # since start
-    chars_per_second: float  # over the last `stats_window` seconds
+    chars_per_second: float  # over the last `STATS_WINDOW` seconds (see `CharRate`)
     requests_failed: int = 0  # failed, timed out or cancelled since start
     largest_batch: int = 0  # the most requests one model step has advanced together
+
+
+class CharRate:
+    """A backend's characters generated: in all, and per second over the last `window` seconds
+    (`BackendStats.characters_generated` and `chars_per_second`), one rule for every backend.
+
+    The rate divides by the window, or by the time since the counter started when that is
+    shorter, so a backend that just started is not shown as slow.
+    """
+
+    def __init__(
+        self, window: float = STATS_WINDOW, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self.window = window
+        self.total = 0
+        self._clock = clock
+        self._started = clock()
+        self._recent: deque[tuple[float, int]] = deque()  # (clock time, characters)
+
+    def add(self, chars: int) -> None:
+        """Count `chars` characters generated now."""
+        if chars:
+            now = self._clock()
+            self.total += chars
+            self._recent.append((now, chars))
+            self._forget_before(now - self.window)
+
+    def per_second(self) -> float:
+        now = self._clock()
+        self._forget_before(now - self.window)
+        span = min(self.window, max(now - self._started, 1e-3))
+        return sum(chars for _, chars in self._recent) / span
+
+    def _forget_before(self, cutoff: float) -> None:
+        while self._recent and self._recent[0][0] < cutoff:
+            self._recent.popleft()
 
 
 @runtime_checkable

@@ -15,13 +15,12 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
-from collections import deque
 from collections.abc import AsyncIterator
 from pathlib import Path
 from types import TracebackType
 
 from bot.errors import EngineClosedError, RequestTimeoutError
-from bot.generation.backend import BackendStats, Completion, ModelInfo, StreamChunk
+from bot.generation.backend import BackendStats, CharRate, Completion, ModelInfo, StreamChunk
 from bot.generation.batcher import Pool
 from bot.generation.model import LoadedModel, load_model
 from bot.generation.observer import EngineObserver
@@ -63,11 +62,9 @@ class Engine:
         self._closing = False
         self._closed = asyncio.Event()
         self._reload_lock = asyncio.Lock()
-        self._started = loop.time()
         self._served = 0
         self._failed = 0
-        self._chars = 0
-        self._window: deque[tuple[float, int]] = deque()  # (loop time, characters) per flush
+        self._generated = CharRate(config.stats_window)
 
     @classmethod
     async def start(
@@ -176,15 +173,12 @@ class Engine:
         return model.info
 
     def stats(self) -> BackendStats:
-        now = self._loop.time()
-        self._prune_window(now)
-        span = min(self.config.stats_window, max(now - self._started, 1e-3))
         return BackendStats(
             queue_depth=len(self._pool.pending),
             active_requests=self._pool.active,
             requests_served=self._served,
-            characters_generated=self._chars,
-            chars_per_second=sum(chars for _, chars in self._window) / span,
+            characters_generated=self._generated.total,
+            chars_per_second=self._generated.per_second(),
             requests_failed=self._failed,
             largest_batch=self._pool.largest_batch,
         )
@@ -240,10 +234,6 @@ class Engine:
         self._outstanding.add(handle)
         return handle
 
-    def _prune_window(self, now: float) -> None:
-        while self._window and self._window[0][0] < now - self.config.stats_window:
-            self._window.popleft()
-
     def _abandon(self, handle: Handle) -> None:
         """The caller is gone (cancelled, timed out, closed): drop the request from the pool."""
         if handle not in self._outstanding:
@@ -270,11 +260,7 @@ class Engine:
 
     def _deliver(self, updates: list[Update], chars: int) -> None:
         """On the loop: apply a worker's flush to the waiting futures and streams."""
-        if chars:
-            now = self._loop.time()
-            self._chars += chars
-            self._window.append((now, chars))
-            self._prune_window(now)
+        self._generated.add(chars)
         for handle, text, completion, error in updates:
             future = handle.future
             if future.done():

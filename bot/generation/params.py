@@ -122,6 +122,10 @@ def validate_prompt(prompt: str, limits: GenerationLimits | None = None) -> str:
     return prompt
 
 
+#: Seconds over which a backend's `stats()` measures its characters per second (`CharRate`).
+STATS_WINDOW: Final = 10.0
+
+
 @dataclass(frozen=True)
 class EngineConfig:
     """How the ONNX engine runs. Defaults suit a 2-core CPU machine."""
@@ -133,7 +137,7 @@ class EngineConfig:
     max_queue: int = 256  # requests waiting for a batch slot; more are refused (EngineBusyError)
     request_timeout: float | None = REQUEST_TIMEOUT  # seconds per request, None = no limit
     drain_timeout: float = 10.0  # seconds close() lets in-flight requests finish
-    stats_window: float = 10.0  # seconds over which stats() measures characters/s
+    stats_window: float = STATS_WINDOW  # seconds over which stats() measures characters/s
     stream_interval: float = 0.05  # seconds between deliveries of streamed text (coalescing)
     io_binding: IoBinding = "auto"  # state on the device between steps: CUDA yes, CPU no
     limits: GenerationLimits = field(default_factory=GenerationLimits)

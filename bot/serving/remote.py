@@ -19,8 +19,6 @@ import dataclasses
 import json
 import logging
 import os
-import time
-from collections import deque
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -34,7 +32,7 @@ from bot.errors import (
     RequestTimeoutError,
     WorkerError,
 )
-from bot.generation.backend import BackendStats, Completion, ModelInfo, StreamChunk
+from bot.generation.backend import BackendStats, CharRate, Completion, ModelInfo, StreamChunk
 from bot.generation.params import GenerationParams
 from bot.serving import wire
 
@@ -43,7 +41,6 @@ log = logging.getLogger(__name__)
 REMOTE_KIND = "remote"
 PROBE_FIRST_SECONDS = 0.5  # the first pause before asking a server that did not answer again
 PROBE_MAX_SECONDS = 5.0  # the longest pause between two such questions
-STATS_WINDOW_SECONDS = 10.0
 
 # Errors of a connection that was never made or broke before the server answered: safe to retry.
 _CONNECTION_ERRORS = (aiohttp.ClientConnectionError, aiohttp.ClientPayloadError)
@@ -66,8 +63,7 @@ class RemoteBackend:
         self._active = 0
         self._served = 0
         self._failed = 0
-        self._chars = 0
-        self._window: deque[tuple[float, int]] = deque()
+        self._generated = CharRate()
 
     @classmethod
     async def start(cls, name: str, url: str, timeout: float) -> RemoteBackend:
@@ -147,15 +143,12 @@ class RemoteBackend:
         )
 
     def stats(self) -> BackendStats:
-        now = time.monotonic()
-        while self._window and self._window[0][0] < now - STATS_WINDOW_SECONDS:
-            self._window.popleft()
         return BackendStats(
             queue_depth=0,
             active_requests=self._active,
             requests_served=self._served,
-            characters_generated=self._chars,
-            chars_per_second=sum(c for _, c in self._window) / STATS_WINDOW_SECONDS,
+            characters_generated=self._generated.total,
+            chars_per_second=self._generated.per_second(),
             requests_failed=self._failed,
         )
 
@@ -233,8 +226,7 @@ class RemoteBackend:
 
     def _count(self, completion: Completion) -> None:
         self._served += 1
-        self._chars += len(completion.text)
-        self._window.append((time.monotonic(), len(completion.text)))
+        self._generated.add(len(completion.text))
 
     def _retry_or_raise(self, exc: Exception, attempt: int, received: bool) -> None:
         """After a connection error: return to try once more, or raise the bot's error. Only a
