@@ -6,8 +6,9 @@ import pytest
 
 from tests.tinymodel import export_tiny
 
-# A real PostgreSQL (a fresh database per session) for the store and scale-out tests.
-pytest_plugins = ["tests.postgres"]
+# A real PostgreSQL (a fresh database per session) for the store and scale-out tests, and the
+# `fake_discord` fixture (a started test Discord server) for every test that talks to Discord.
+pytest_plugins = ["tests.postgres", "bot.testing.fixtures"]
 
 
 @pytest.fixture(scope="session")

@@ -22,10 +22,7 @@ from ray import serve
 from bot.generation.params import EngineConfig
 from bot.serving.app import ModelDeployment, deploy, start_serve
 from bot.serving.cli import OBJECT_STORE_BYTES
-from tests.fakediscord.fixtures import fake_discord
 from tests.tinymodel import export_tiny
-
-__all__ = ["fake_discord"]
 
 TINY_ENGINE = EngineConfig(workers=1, max_batch=32, max_queue=64)
 SLOW_ENGINE = EngineConfig(workers=1, max_batch=2, max_queue=1)

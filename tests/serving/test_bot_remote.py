@@ -8,9 +8,8 @@ from pathlib import Path
 
 from bot.discord.app import CharBot
 from bot.errors import CharbotError
+from bot.testing import FakeDiscord, running_bot
 from tests.bot.e2e.conftest import write_config
-from tests.bot.e2e.reliability import bot_with
-from tests.fakediscord import FakeDiscord
 from tests.serving.conftest import Relay, Served
 
 
@@ -43,7 +42,7 @@ async def test_the_bot_rides_out_a_stopped_model_server(
         assert len(ia.replies) >= 1
         return ia.replies[-1].content or ""
 
-    async with bot_with(fake_discord, path) as bot:
+    async with running_bot(fake_discord, path) as bot:
         await say("model use", {"name": "far"})
         assert (await say("complete", {"prompt": "To be"})).startswith("**To be**")
         shown = await say("model show")

@@ -13,12 +13,7 @@ import pytest
 from bot.config import Config, load_config
 from bot.discord.app import CharBot
 from bot.generation.params import GenerationParams
-from bot.runtime import build_bot
-from tests.bot.e2e.reliability import server_env
-from tests.fakediscord import FakeDiscord
-from tests.fakediscord.fixtures import CLIENT_KWARGS, fake_discord, running_client
-
-__all__ = ["fake_discord"]
+from bot.testing import FakeDiscord, discord_env, running_bot
 
 MARKOV_CORPUS = "Hear ye, @everyone! The king is dead. Long live the king, @everyone!\n" * 20
 
@@ -61,7 +56,7 @@ path = "{tmp_path / "settings.sqlite3"}"
 
 
 def bot_config(path: Path, server: FakeDiscord) -> Config:
-    return load_config(path, server_env(server), {})
+    return load_config(path, discord_env(server), {})
 
 
 _IN_STREAM: contextvars.ContextVar[bool] = contextvars.ContextVar("in_stream", default=False)
@@ -123,8 +118,7 @@ def run_bot(fake_discord: FakeDiscord, tmp_path: Path, tiny_onnx: Path) -> RunBo
 
     @contextlib.asynccontextmanager
     async def run(config_path: Path = path) -> AsyncIterator[CharBot]:
-        bot = await build_bot(bot_config(config_path, fake_discord), **CLIENT_KWARGS)
-        async with running_client(bot, fake_discord):
+        async with running_bot(fake_discord, config_path) as bot:
             yield bot
 
     return run

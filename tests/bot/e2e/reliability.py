@@ -1,4 +1,4 @@
-"""Helpers shared by the reliability tests: a bot with config overrides, and a gate on a model."""
+"""Helpers shared by the reliability tests: a bot process, and a gate on a model."""
 
 from __future__ import annotations
 
@@ -7,24 +7,12 @@ import contextlib
 import os
 import subprocess
 import sys
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
-from bot.config import load_config
 from bot.discord.app import CharBot
-from bot.runtime import build_bot
-from tests.fakediscord import FakeDiscord
-from tests.fakediscord.fixtures import CLIENT_KWARGS, running_client
-
-
-def server_env(server: FakeDiscord) -> dict[str, str]:
-    return {
-        "DISCORD_TOKEN": server.token,
-        "CHARBOT_DISCORD_API_BASE": server.api_base,
-        "CHARBOT_DISCORD_GATEWAY_URL": server.gateway_url,
-    }
-
+from bot.testing import FakeDiscord, discord_env
 
 REPO = Path(__file__).resolve().parents[3]
 
@@ -35,7 +23,7 @@ async def bot_process(
 ) -> AsyncIterator[asyncio.subprocess.Process]:
     """`python -m bot ARGV` as its own process against `server`, its output in `log_path`,
     yielded once it has connected and synced its commands; killed on exit if still running."""
-    env = {**os.environ, **server_env(server), "PYTHONPATH": str(REPO)}
+    env = {**os.environ, **discord_env(server), "PYTHONPATH": str(REPO)}
     guild_id = server.world.guild.id
     with log_path.open("wb") as log:
         proc = await asyncio.create_subprocess_exec(
@@ -53,17 +41,6 @@ async def bot_process(
         if proc.returncode is None:
             proc.kill()
             await proc.wait()
-
-
-@contextlib.asynccontextmanager
-async def bot_with(
-    server: FakeDiscord, config_path: Path, overrides: Mapping[str, Any] | None = None
-) -> AsyncIterator[CharBot]:
-    """A connected bot from `config_path`, with `overrides` ("engine.max_queue": 4, ...)."""
-    config = load_config(config_path, server_env(server), dict(overrides or {}))
-    bot = await build_bot(config, **CLIENT_KWARGS)
-    async with running_client(bot, server):
-        yield bot
 
 
 class Gate:

@@ -13,9 +13,8 @@ from bot.discord.app import CharBot
 from bot.generation.backend import Completion, StreamChunk
 from bot.generation.params import WORD_END_SLACK, GenerationParams
 from bot.plugins.continuation import BUSY, MENU_NAME, STALE, Continuation
+from bot.testing import FakeDiscord, RecordedMessage, buttons_of
 from tests.bot.e2e.conftest import RunBot
-from tests.fakediscord import FakeDiscord, RecordedMessage
-from tests.fakediscord.components import buttons_of
 
 LENGTH = 40  # the test config's [generation] length
 NO_PINGS: dict[str, list[str]] = {"parse": []}

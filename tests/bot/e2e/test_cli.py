@@ -8,9 +8,8 @@ import pytest
 
 from bot.cli import main, overrides_from, parse_args, run_discord
 from bot.config import load_config
+from bot.testing import FakeDiscord, discord_env
 from tests.bot.e2e.conftest import write_config
-from tests.bot.e2e.reliability import server_env
-from tests.fakediscord import FakeDiscord
 
 WRONG_TOKEN = "wrong-token-abc123-never-print-me"
 
@@ -23,7 +22,7 @@ async def test_a_wrong_token_is_refused_without_showing_it(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     path = write_config(tmp_path, fake_discord, tiny_onnx)
-    env = {**server_env(fake_discord), "DISCORD_TOKEN": WRONG_TOKEN}
+    env = {**discord_env(fake_discord), "DISCORD_TOKEN": WRONG_TOKEN}
     config = load_config(path, env, {})
     assert await run_discord(config) == 1
     captured = capsys.readouterr()

@@ -6,9 +6,8 @@ from pathlib import Path
 
 import pytest
 
+from bot.testing import CommandNotRegistered, FakeDiscord, RecordedMessage, running_bot
 from tests.bot.e2e.conftest import ParamSpy, RunBot, write_config
-from tests.bot.e2e.reliability import bot_with
-from tests.fakediscord import CommandNotRegistered, FakeDiscord, RecordedMessage
 
 NO_PINGS: dict[str, list[str]] = {"parse": []}
 
@@ -192,7 +191,7 @@ async def test_a_per_user_cooldown_shared_by_complete_and_mentions(
 ) -> None:
     w = fake_discord.world
     path = write_config(tmp_path, fake_discord, tiny_onnx)
-    async with bot_with(fake_discord, path, {"discord.cooldown_seconds": 30.0}) as bot:
+    async with running_bot(fake_discord, path, {"discord.cooldown_seconds": 30.0}) as bot:
         spy = ParamSpy()
         spy.attach(bot)
         first = await fake_discord.invoke_command(
@@ -222,10 +221,10 @@ async def test_global_sync_only_when_asked(
     fake_discord: FakeDiscord, tmp_path: Path, tiny_onnx: Path
 ) -> None:
     path = write_config(tmp_path, fake_discord, tiny_onnx)
-    async with bot_with(fake_discord, path):
+    async with running_bot(fake_discord, path):
         pass
     assert None not in fake_discord.synced_commands
-    async with bot_with(fake_discord, path, {"discord.sync_global": True}):
+    async with running_bot(fake_discord, path, {"discord.sync_global": True}):
         pass
     names = {command["name"] for command in fake_discord.synced_commands[None]}
     assert {"complete", "temperature", "model", "admin"} <= names

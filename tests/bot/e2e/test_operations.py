@@ -21,11 +21,10 @@ from bot.config import DEFAULT_PLUGINS
 from bot.generation.model import LoadedModel
 from bot.generation.params import WORD_END_SLACK
 from bot.ops.health import gateway_verdict, shard_states
+from bot.testing import CLIENT_KWARGS, FakeDiscord, InteractionHandle, running_bot, running_client
 from tests.bot.e2e.conftest import write_config
 from tests.bot.e2e.ops import eventually, free_port, listening_ports, probe, scrape
-from tests.bot.e2e.reliability import bot_process, bot_with
-from tests.fakediscord import FakeDiscord, InteractionHandle
-from tests.fakediscord.fixtures import CLIENT_KWARGS, running_client
+from tests.bot.e2e.reliability import bot_process
 
 LENGTH = 40  # write_config's generation.length; the tiny model is char-level: 40 characters
 
@@ -61,7 +60,7 @@ async def test_metrics_count_each_completion_and_the_busy_one(
         return run(self, tokens, state)
 
     monkeypatch.setattr(LoadedModel, "run", run_when_let)
-    async with bot_with(fake_discord, path, overrides) as bot:
+    async with running_bot(fake_discord, path, overrides) as bot:
         assert port in listening_ports()
         first = await complete(fake_discord, "To be")
         assert ((await first.wait_response(timeout=20)).content or "").startswith("**To be**")
@@ -137,7 +136,7 @@ async def test_readyz_follows_the_gateway_and_healthz_stays_up(
     # Discord is unreachable at first: the endpoint is up (it starts before the gateway does),
     # and not ready.
     fake_discord.hold_gateway()
-    bot_running = bot_with(fake_discord, path, {"metrics.port": port})
+    bot_running = running_bot(fake_discord, path, {"metrics.port": port})
     starting = asyncio.create_task(bot_running.__aenter__())
     try:
         await eventually(lambda: readyz_is(503), "/readyz answering 503")
@@ -187,7 +186,7 @@ async def test_with_the_metrics_port_off_no_socket_is_opened(
     path = write_config(tmp_path, fake_discord, tiny_onnx)
     before = listening_ports()
     assert fake_discord.port in before  # the check sees this process's listening sockets
-    async with bot_with(fake_discord, path) as bot:
+    async with running_bot(fake_discord, path) as bot:
         assert bot.config.metrics.port == 0
         assert bot.ops_server is None
         assert listening_ports() == before

@@ -12,9 +12,9 @@ import numpy as np
 import pytest
 
 from bot.generation.model import LoadedModel
+from bot.testing import FakeDiscord, running_bot
 from tests.bot.e2e.conftest import write_config
-from tests.bot.e2e.reliability import Gate, bot_with
-from tests.fakediscord import FakeDiscord
+from tests.bot.e2e.reliability import Gate
 
 FOLLOWUP = "/webhooks/*/*"  # the answer after a defer: the first followup edits "thinking..."
 
@@ -31,7 +31,7 @@ async def test_gateway_dropped_mid_generation_the_answer_still_arrives(
     fake_discord: FakeDiscord, tmp_path: Path, tiny_onnx: Path
 ) -> None:
     path = write_config(tmp_path, fake_discord, tiny_onnx)
-    async with bot_with(fake_discord, path) as bot:
+    async with running_bot(fake_discord, path) as bot:
         gate = Gate(bot)
         ia = await fake_discord.invoke_command("complete", {"prompt": "To be"})
         await fake_discord.wait_until(lambda: ia.deferred and gate.entered, what="the defer")
@@ -47,7 +47,7 @@ async def test_429_on_the_answer_is_waited_out(
     fake_discord: FakeDiscord, tmp_path: Path, tiny_onnx: Path
 ) -> None:
     path = write_config(tmp_path, fake_discord, tiny_onnx)
-    async with bot_with(fake_discord, path):
+    async with running_bot(fake_discord, path):
         fault = fake_discord.fail_next("POST", FOLLOWUP, 429, retry_after=0.4)
         loop = asyncio.get_running_loop()
         started = loop.time()
@@ -66,7 +66,7 @@ async def test_expired_interaction_is_logged_and_the_bot_goes_on(
 ) -> None:
     path = write_config(tmp_path, fake_discord, tiny_onnx)
     caplog.set_level(logging.WARNING)
-    async with bot_with(fake_discord, path) as bot:
+    async with running_bot(fake_discord, path) as bot:
         gate = Gate(bot)
         ia = await fake_discord.invoke_command("complete", {"prompt": "To be"})
         await fake_discord.wait_until(lambda: ia.deferred and gate.entered, what="the defer")
@@ -109,7 +109,7 @@ async def test_a_failing_worker_fails_one_request_and_the_pool_lives_on(
             raise RuntimeError("simulated onnxruntime failure")
         return original(self, tokens, state)
 
-    async with bot_with(fake_discord, path) as bot:
+    async with running_bot(fake_discord, path) as bot:
         monkeypatch.setattr(LoadedModel, "run", run_once_broken)
         ia = await fake_discord.invoke_command("complete", {"prompt": "To be"})
         reply = await ia.wait_response(timeout=20)
@@ -127,7 +127,7 @@ async def test_reloading_a_garbage_model_file_is_refused_and_the_old_one_serves(
     model = tmp_path / "tiny-copy.onnx"
     shutil.copy(tiny_onnx, model)
     path = write_config(tmp_path, fake_discord, model)
-    async with bot_with(fake_discord, path) as bot:
+    async with running_bot(fake_discord, path) as bot:
         before = bot.models.get("tiny").info
         model.write_bytes(b"this is not an onnx model \x00\xff" * 100)
         ia = await fake_discord.invoke_command(

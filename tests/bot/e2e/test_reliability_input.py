@@ -6,13 +6,13 @@ from __future__ import annotations
 import copy
 from pathlib import Path
 
+import discord.utils
 import pytest
 
 from bot.cli import main
 from bot.errors import InvalidParamsError
+from bot.testing import CommandNotRegistered, FakeDiscord, InvalidOption, running_bot
 from tests.bot.e2e.conftest import ParamSpy, write_config
-from tests.bot.e2e.reliability import bot_with
-from tests.fakediscord import CommandNotRegistered, FakeDiscord, InvalidOption
 
 
 async def test_empty_and_one_character_prompts(
@@ -20,7 +20,7 @@ async def test_empty_and_one_character_prompts(
 ) -> None:
     w = fake_discord.world
     path = write_config(tmp_path, fake_discord, tiny_onnx)
-    async with bot_with(fake_discord, path) as bot:
+    async with running_bot(fake_discord, path) as bot:
         spy = ParamSpy()
         spy.attach(bot)
         # 0 characters: a mention with nothing after it.
@@ -38,7 +38,7 @@ async def test_a_100000_character_prompt_is_refused_in_one_sentence(
     fake_discord: FakeDiscord, tmp_path: Path, tiny_onnx: Path
 ) -> None:
     path = write_config(tmp_path, fake_discord, tiny_onnx)
-    async with bot_with(fake_discord, path) as bot:
+    async with running_bot(fake_discord, path) as bot:
         with pytest.raises(InvalidParamsError, match="100000 characters long; the limit is 2000"):
             await bot.completions.complete(
                 fake_discord.world.general.id, ("To be " * 20_000)[:100_000]
@@ -61,7 +61,7 @@ async def test_odd_characters_are_answered_and_reported(
 ) -> None:
     w = fake_discord.world
     path = write_config(tmp_path, fake_discord, tiny_onnx)
-    async with bot_with(fake_discord, path):
+    async with running_bot(fake_discord, path):
         for name, prompt in ODD_PROMPTS.items():
             ia = await fake_discord.invoke_command("complete", {"prompt": prompt})
             content = (await ia.wait_response(timeout=20)).content or ""
@@ -74,7 +74,11 @@ async def test_odd_characters_are_answered_and_reported(
             assert "does not know" in sent.content, (name, sent.content)
 
 
-BAD_TEMPERATURES = [float("nan"), float("inf"), -1.0, 2.0001]
+# JSON has no NaN or infinity: discord.py's stdlib parser accepts them (as Python writes them), but
+# where orjson is installed discord.py parses with it, which drops the connection on such a frame
+# before the bot sees it, so there only the finite values can reach the bot.
+NON_FINITE = [] if discord.utils.HAS_ORJSON else [float("nan"), float("inf")]
+BAD_TEMPERATURES = [*NON_FINITE, -1.0, 2.0001]
 
 
 async def test_out_of_range_options_sent_past_the_client_are_refused_ephemerally(
@@ -84,7 +88,7 @@ async def test_out_of_range_options_sent_past_the_client_are_refused_ephemerally
     forged interaction can send anything, so the bot checks again before doing any work."""
     w = fake_discord.world
     path = write_config(tmp_path, fake_discord, tiny_onnx)
-    async with bot_with(fake_discord, path) as bot:
+    async with running_bot(fake_discord, path) as bot:
         spy = ParamSpy()
         spy.attach(bot)
         for value in BAD_TEMPERATURES:
@@ -113,7 +117,7 @@ async def test_unknown_commands_subcommands_and_options(
     fake_discord: FakeDiscord, tmp_path: Path, tiny_onnx: Path
 ) -> None:
     path = write_config(tmp_path, fake_discord, tiny_onnx)
-    async with bot_with(fake_discord, path) as bot:
+    async with running_bot(fake_discord, path) as bot:
         # What Discord's client refuses to send at all:
         with pytest.raises(CommandNotRegistered):
             await fake_discord.invoke_command("temperature frobnicate")

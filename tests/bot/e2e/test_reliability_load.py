@@ -10,9 +10,8 @@ import asyncio
 import itertools
 from pathlib import Path
 
+from bot.testing import FakeChannel, FakeDiscord, InteractionHandle, RecordedMessage, running_bot
 from tests.bot.e2e.conftest import write_config
-from tests.bot.e2e.reliability import bot_with
-from tests.fakediscord import FakeChannel, FakeDiscord, InteractionHandle, RecordedMessage
 
 CHANNELS = 20
 COMMANDS = 150
@@ -43,7 +42,7 @@ async def test_200_completions_from_20_channels_in_one_second(
         "engine.workers": 1,
         "generation.length": 400,  # long enough to keep the engine full for a while
     }
-    async with bot_with(fake_discord, path, overrides) as bot:
+    async with running_bot(fake_discord, path, overrides) as bot:
         backend = bot.models.get("tiny")
         depth: list[int] = []
         stop = asyncio.Event()

@@ -21,9 +21,9 @@ import numpy as np
 import pytest
 
 from bot.generation.model import LoadedModel
+from bot.testing import FakeDiscord, running_bot
 from tests.bot.e2e.conftest import write_config
-from tests.bot.e2e.reliability import REPO, bot_process, bot_with
-from tests.fakediscord import FakeDiscord
+from tests.bot.e2e.reliability import REPO, bot_process
 from tests.tinymodel import export_tiny
 
 LENGTH = 1500
@@ -139,7 +139,7 @@ async def test_shutdown_tells_late_and_overlong_requests(
 
     path = write_config(tmp_path, fake_discord, tiny_onnx)
     overrides = {"engine.timeout_seconds": 1.0, "engine.max_length": 1000}
-    async with bot_with(fake_discord, path, overrides) as bot:
+    async with running_bot(fake_discord, path, overrides) as bot:
         monkeypatch.setattr(LoadedModel, "run", slow_run)
         slow = await fake_discord.invoke_command("complete", {"prompt": "To be", "length": 1000})
         backend = bot.models.get("tiny")
@@ -185,7 +185,7 @@ async def test_a_request_failing_during_shutdown_is_still_told(
         raise RuntimeError("simulated failure during shutdown")
 
     path = write_config(tmp_path, fake_discord, tiny_onnx)
-    async with bot_with(fake_discord, path) as bot:
+    async with running_bot(fake_discord, path) as bot:
         monkeypatch.setattr(LoadedModel, "run", failing_run)
         ia = await fake_discord.invoke_command("complete", {"prompt": "To be"})
         await fake_discord.wait_until(started.is_set, what="the generation to start")

@@ -15,9 +15,8 @@ from pathlib import Path
 
 import pytest
 
+from bot.testing import FakeDiscord, running_bot
 from tests.bot.e2e.conftest import write_config
-from tests.bot.e2e.reliability import bot_with
-from tests.fakediscord import FakeDiscord
 
 SECRET = "MTIzNDU2Nzg5.secret-bot-token.never-log-me_x9Q"
 
@@ -29,7 +28,7 @@ async def test_manage_channels_rule_for_temperature_and_model(
     w = fake_discord.world
     path = write_config(tmp_path, fake_discord, tiny_onnx)
     overrides = {"discord.manage_channels_required": required}
-    async with bot_with(fake_discord, path, overrides) as bot:
+    async with running_bot(fake_discord, path, overrides) as bot:
         for command, options, key in (
             ("temperature set", {"value": 1.1}, "temperature"),
             ("temperature reset", {}, "temperature"),
@@ -67,7 +66,7 @@ async def test_no_outgoing_message_can_ping(
     every message and every interaction response goes out with mentions disabled."""
     w = fake_discord.world
     path = write_config(tmp_path, fake_discord, tiny_onnx)
-    async with bot_with(fake_discord, path):
+    async with running_bot(fake_discord, path):
         ia = await fake_discord.invoke_command(
             "model use", {"name": "markov"}, channel_id=w.random.id, user=w.moderator
         )
@@ -114,12 +113,12 @@ async def test_the_token_never_appears_in_logs_or_messages(
     fake_discord.token = SECRET
     caplog.set_level(logging.DEBUG)  # every logger, discord.py's included
     path = write_config(tmp_path, fake_discord, tiny_onnx)
-    async with bot_with(fake_discord, path, {"logging.level": "DEBUG"}) as bot:
+    async with running_bot(fake_discord, path, {"logging.level": "DEBUG"}) as bot:
         for command, options, user in (
             ("model show", {}, w.member),
             ("admin status", {}, w.owner),
             ("admin load", {"plugin": "no-such-plugin"}, w.owner),  # an error path
-            ("complete", {"prompt": "To be", "temperature": float("nan")}, w.member),
+            ("complete", {"prompt": "To be", "temperature": -1.0}, w.member),  # refused
             ("admin reload-model", {"name": "tiny"}, w.owner),
         ):
             ia = await fake_discord.invoke_command(command, options, user=user, validate=False)
@@ -127,7 +126,7 @@ async def test_the_token_never_appears_in_logs_or_messages(
         await fake_discord.drop_gateway()  # a RESUME sends the token again
         shown = f"{bot.config!r} {bot.config.discord!r} {bot.config}"
     # The fake server's own log lines are Discord's side, not the bot's.
-    records = [r for r in caplog.records if not r.name.startswith("tests.")]
+    records = [r for r in caplog.records if not r.name.startswith("bot.testing.")]
     assert any(r.name.startswith("discord.") and r.levelno == logging.DEBUG for r in records)
     logged = "\n".join(f"{r.getMessage()} {r.exc_text or ''} {r.args!r}" for r in records)
     said = json.dumps([m.payload for m in fake_discord.messages.values()])

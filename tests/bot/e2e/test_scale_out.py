@@ -22,8 +22,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from tests.bot.e2e.reliability import server_env
-from tests.fakediscord import FakeDiscord, FakeGuild, Identify, default_world, shard_of
+from bot.testing import FakeDiscord, FakeGuild, Identify, default_world, discord_env, shard_of
 from tests.postgres import SECRET, kill_connections, with_password
 from tests.tcpproxy import TcpProxy
 
@@ -99,7 +98,7 @@ path = "{model}"
 def bot_env(server: FakeDiscord, store_url: str) -> dict[str, str]:
     return {
         **os.environ,
-        **server_env(server),
+        **discord_env(server),
         "CHARBOT_STORE_URL": store_url,
         "PYTHONPATH": str(REPO),
     }

@@ -16,9 +16,8 @@ from bot.generation.params import GenerationParams
 from bot.plugins.completion import format_completion
 from bot.plugins.live_reply import EDIT_INTERVAL_SECONDS, STREAM_AFTER_SECONDS
 from bot.runtime import build_bot
+from bot.testing import CLIENT_KWARGS, FakeDiscord, running_client
 from tests.bot.e2e.conftest import bot_config, write_config
-from tests.fakediscord import FakeDiscord
-from tests.fakediscord.fixtures import CLIENT_KWARGS, running_client
 
 WORDS = ("Whether ", "'tis ", "nobler ", "in ", "the ", "mind ", "to ", "suffer")
 CHUNK_SECONDS = 0.4

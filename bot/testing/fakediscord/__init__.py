@@ -24,7 +24,7 @@ make a double click); ``invoke_message_command(name, message_id)`` runs a messag
 command. The bot's components are validated as Discord does, and it may answer a press with
 UPDATE_MESSAGE or a deferred update (``Reply.kind == "update"``, then ``"edit"``).
 
-Typical use::
+Typical use (``bot.testing`` re-exports all of this, with the client helpers)::
 
     async def test_temperature(fake_discord: FakeDiscord) -> None:
         bot = make_bot()  # commands.Bot(..., **CLIENT_KWARGS)
@@ -43,6 +43,7 @@ from .commands import (
     InvocationError,
     SchemaError,
 )
+from .components import buttons_of
 from .gateway import INVALID_SHARD, SHARDING_REQUIRED, Identify
 from .records import (
     EPHEMERAL,
@@ -94,6 +95,7 @@ __all__ = [
     "Reply",
     "SchemaError",
     "World",
+    "buttons_of",
     "default_world",
     "shard_of",
 ]

@@ -1,23 +1,25 @@
-"""Pytest fixtures and helpers to run a real discord.py client against :class:`FakeDiscord`.
+"""Run a real discord.py client, or the whole charbot app, against a :class:`FakeDiscord`.
 
-Use from a conftest: ``from tests.fakediscord.fixtures import fake_discord  # noqa: F401``
-(or ``pytest_plugins = ["tests.fakediscord.fixtures"]`` in the root conftest).
+Nothing here imports pytest: the fixtures that wrap these helpers are in ``bot.testing.fixtures``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Iterator
-from typing import TypedDict
+from collections.abc import AsyncIterator, Iterator, Mapping
+from pathlib import Path
+from typing import Any, TypedDict
 
 import discord
-import pytest_asyncio
 import yarl
 from discord.gateway import DiscordWebSocket
 from discord.http import Route
 
-from .server import FakeDiscord
+from bot.config import load_config
+from bot.discord.app import CharBot
+from bot.runtime import build_bot
+from bot.testing.fakediscord import FakeDiscord
 
 
 class ClientTimeouts(TypedDict):
@@ -29,6 +31,15 @@ class ClientTimeouts(TypedDict):
 # GUILD_CREATE; heartbeat_timeout is also discord.py's gateway receive timeout, so keep it
 # several times the server's heartbeat_interval.
 CLIENT_KWARGS = ClientTimeouts(guild_ready_timeout=0.1, heartbeat_timeout=5.0)
+
+
+def discord_env(server: FakeDiscord) -> dict[str, str]:
+    """The environment that points a charbot config (or a `python -m bot` process) at `server`."""
+    return {
+        "DISCORD_TOKEN": server.token,
+        "CHARBOT_DISCORD_API_BASE": server.api_base,
+        "CHARBOT_DISCORD_GATEWAY_URL": server.gateway_url,
+    }
 
 
 @contextlib.contextmanager
@@ -70,11 +81,13 @@ async def running_client(
         raise error
 
 
-@pytest_asyncio.fixture
-async def fake_discord() -> AsyncIterator[FakeDiscord]:
-    """A started FakeDiscord with discord.py pointed at it for the test's duration."""
-    server = FakeDiscord(heartbeat_interval=0.5)
-    async with server:
-        with discord_pointed_at(server):
-            yield server
-    assert not server.internal_errors, f"fakediscord bugs: {server.internal_errors}"
+@contextlib.asynccontextmanager
+async def running_bot(
+    server: FakeDiscord, config_path: Path, overrides: Mapping[str, Any] | None = None
+) -> AsyncIterator[CharBot]:
+    """The charbot app from the config file at `config_path`, connected to `server`, with its
+    plugins and models loaded; `overrides` are dotted config keys ({"engine.max_queue": 4})."""
+    config = load_config(config_path, discord_env(server), dict(overrides or {}))
+    bot = await build_bot(config, **CLIENT_KWARGS)
+    async with running_client(bot, server):
+        yield bot

@@ -11,8 +11,7 @@ import pytest_asyncio
 from discord.ext import commands
 from discord.http import Route
 
-from tests.fakediscord import FakeDiscord, InvalidOption, InvocationError
-from tests.fakediscord.fixtures import CLIENT_KWARGS, running_client
+from bot.testing import CLIENT_KWARGS, FakeDiscord, InvalidOption, InvocationError, running_client
 
 NO_MENTIONS = discord.AllowedMentions.none()
 

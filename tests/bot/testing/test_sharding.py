@@ -10,15 +10,17 @@ import discord
 import pytest
 from discord import app_commands
 
-from tests.fakediscord import (
+from bot.testing import (
+    CLIENT_KWARGS,
     INVALID_SHARD,
     SHARDING_REQUIRED,
     FakeDiscord,
     default_world,
+    discord_pointed_at,
+    running_client,
     shard_of,
 )
-from tests.fakediscord.fixtures import CLIENT_KWARGS, discord_pointed_at, running_client
-from tests.fakediscord.test_server import RawGateway
+from tests.bot.testing.test_server import RawGateway
 
 GUILDS, SHARDS = 6, 4
 

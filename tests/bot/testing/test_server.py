@@ -14,13 +14,14 @@ import pytest_asyncio
 from discord import app_commands
 from discord.ext import commands
 
-from tests.fakediscord import (
+from bot.testing import (
+    CLIENT_KWARGS,
     CommandNotPermitted,
     CommandNotRegistered,
     FakeDiscord,
     InvalidOption,
+    running_client,
 )
-from tests.fakediscord.fixtures import CLIENT_KWARGS, running_client
 
 
 class Sampling(commands.GroupCog, group_name="sampling"):

@@ -1,7 +1,7 @@
 """The fake guild: users, roles, channels, permissions and their Discord payloads.
 
 Ids are fixed small snowflakes so tests can name them; messages and interactions get time-based
-ids from :class:`~tests.fakediscord.wire.Snowflakes`.
+ids from :class:`~bot.testing.fakediscord.wire.Snowflakes`.
 """
 
 from __future__ import annotations
