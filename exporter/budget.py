@@ -51,11 +51,16 @@ def planned_epochs(config: TrainConfig, train_tokens: int, tokens_per_second: fl
 
 
 def measure_throughput(
-    config: TrainConfig, vocab_size: int, device: torch.device, steps: int = 6
+    config: TrainConfig,
+    vocab_size: int,
+    device: torch.device,
+    autocast_dtype: torch.dtype | None = None,
+    steps: int = 6,
 ) -> float:
-    """Training tokens per second of the run's model on this machine, from a few steps of a
-    throwaway copy on random tokens (the first step, which warms up the kernels, not counted).
-    The caller seeds torch afterwards, so these draws do not change the run."""
+    """Training tokens per second of the run's model on this machine, in the run's precision,
+    from a few steps of a throwaway copy on random tokens (the first step, which warms up the
+    kernels, not counted). The caller seeds torch afterwards, so these draws do not change the
+    run."""
     model = CharRNN(
         CharRNNConfig(vocab_size, config.cell, config.layers, config.hidden, config.embedding)
     ).to(device)
@@ -69,8 +74,11 @@ def measure_throughput(
             if device.type == "cuda":
                 torch.cuda.synchronize()
             started = time.perf_counter()
-        logits, _ = model(x, model.initial_state(config.batch_size, device))
-        loss = F.cross_entropy(logits.flatten(0, 1), y.flatten())
+        with torch.autocast(
+            device.type, dtype=autocast_dtype or torch.float32, enabled=autocast_dtype is not None
+        ):
+            logits, _ = model(x, model.initial_state(config.batch_size, device))
+        loss = F.cross_entropy(logits.float().flatten(0, 1), y.flatten())
         optimizer.zero_grad(set_to_none=True)
         torch.autograd.backward(loss)
         optimizer.step()
@@ -80,12 +88,17 @@ def measure_throughput(
 
 
 def choose_dropout(
-    config: TrainConfig, train_tokens: int, vocab_size: int, device: torch.device
+    config: TrainConfig,
+    train_tokens: int,
+    vocab_size: int,
+    device: torch.device,
+    autocast_dtype: torch.dtype | None = None,
 ) -> float:
-    """`config.dropout` when given, else the dropout for the run's planned epochs."""
+    """`config.dropout` when given, else the dropout for the run's planned epochs (a time budget
+    is measured in the run's precision: bf16 reads more of the corpus in the same minutes)."""
     if config.dropout is not None:
         return config.dropout
     throughput = 0.0
     if config.max_minutes is not None:
-        throughput = measure_throughput(config, vocab_size, device)
+        throughput = measure_throughput(config, vocab_size, device, autocast_dtype)
     return dropout_for_epochs(planned_epochs(config, train_tokens, throughput))

@@ -159,10 +159,17 @@ def _training(training: dict[str, Any]) -> str:
     loss = training.get("best_val_loss")
     unit = training.get("val_loss_unit", "nats per token")
     loss_text = f"**{loss:.4f}** {unit}" if isinstance(loss, float) else "not recorded"
+    precision = training.get("precision")
+    precision_text = (
+        "bf16 autocast (weights, optimiser and loss in fp32; this file is fp32)"
+        if precision == "bf16"
+        else str(precision or "not recorded")
+    )
     lines = [
         "## Training",
         "",
         f"- wall time: {seconds:,.1f} s of training, {steps:,} steps{rate}",
+        f"- precision of the training steps: {precision_text}",
         f"- best validation loss: {loss_text} (on the whole validation text, read as 16 "
         "streams with the state carried)",
     ]

@@ -14,6 +14,8 @@ strings, numbers, booleans and None only (random-number states are stored as ten
     val_loss            the final, full validation loss of these weights, or None
     corpus              provenance: corpus names, sha256, characters (Corpus.provenance())
     command             the command line that started the run
+    precision           what the training steps ran in: "bf16" (autocast) or "fp32"; the weights
+                        are fp32 either way (exporter.precision); absent in older checkpoints
     history             {"train_loss": [per step], "val": [[step, loss], ...]}
     optimizer, rng, data, carried_state, best_step   (last.pt only) what an exact resume needs
 
@@ -81,6 +83,7 @@ class Checkpoint(TypedDict):
     best_val_loss: NotRequired[float | None]
     val_loss: NotRequired[float | None]
     command: NotRequired[str]
+    precision: NotRequired[str]  # "bf16" or "fp32": the autocast of the latest steps
     history: NotRequired[History]
     # last.pt only: what an exact resume needs.
     optimizer: NotRequired[dict[str, Any]]
@@ -235,5 +238,6 @@ def training_metadata(checkpoint: Checkpoint) -> dict[str, Any]:
         "best_val_loss": val_loss,
         "val_loss_unit": "nats per token",
         "val_fraction": config.get("val_fraction"),
+        "precision": checkpoint.get("precision"),
         "command": checkpoint.get("command", ""),
     }

@@ -257,7 +257,8 @@ def _add_train_options(parser: argparse.ArgumentParser) -> None:
     option("--device", "where to train", choices=DEVICES)
     option(
         "--precision",
-        "autocast of the training steps: auto is bf16 on a GPU that has it, else fp32",
+        "autocast of the training steps: auto is bf16 where the GPU or CPU computes it natively, "
+        "else fp32",
         choices=PRECISIONS,
     )
     option("--threads", "CPU threads for torch, 0 = torch's default", type=int)
@@ -294,7 +295,7 @@ def run_train(args: argparse.Namespace, argv: list[str]) -> int:
     )
     summary = describe(result)
     rate = (
-        f"({summary['tokens_per_second']:,} tokens/s)"
+        f"({summary['tokens_per_second']:,} tokens/s, {result.precision.describe()})"
         if result.tokens_per_second
         else "(the run had already finished: nothing more to train)"
     )

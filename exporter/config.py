@@ -25,7 +25,9 @@ LEVELS = ("char", "word")
 # file, or text that opens like one), anything else as plain text.
 CORPUS_FORMATS = ("auto", "text", "discord")
 DEVICES = ("auto", "cpu", "cuda")
-PRECISIONS = ("auto", "fp32", "bf16")  # auto: bf16 autocast on a GPU that supports it, else fp32
+# auto: bf16 autocast on a GPU that supports it or a CPU that computes it natively, else fp32
+# (exporter.precision)
+PRECISIONS = ("auto", "fp32", "bf16")
 
 #: The largest seed torch, numpy and Python's random all accept.
 MAX_SEED = 2**64 - 1

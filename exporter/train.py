@@ -9,7 +9,9 @@ warms up linearly, then decays along a cosine to `min_lr_ratio * lr` by the end 
 is validated on a fixed sample of the validation text and `last.pt` (and `best.pt`, when the
 validation loss improved) are written; at the end `best.pt` is validated on the whole validation
 text. Ctrl-C stops at the end of the current step and writes `last.pt`; `resume=True` goes on
-from it as if nothing had happened (same weights, same losses).
+from it as if nothing had happened (same weights, same losses). The steps run in fp32 or under
+bf16 autocast (`--precision`, exporter.precision); the weights, the optimiser and the loss are
+fp32 either way, and the checkpoint records which one ran.
 """
 
 from __future__ import annotations
@@ -54,6 +56,7 @@ from exporter.errors import (
     TrainingInterrupted,
 )
 from exporter.metrics import RunLog
+from exporter.precision import Precision, resolve_precision
 from models.charrnn import CharRNN, CharRNNConfig
 from models.tokenizers import Tokenizer, fit_tokenizer
 
@@ -76,6 +79,7 @@ class TrainResult:
     best_val_loss: float  # best.pt's loss on the whole validation text, nats per token
     train_loss: list[float]  # the loss of every step
     val_history: list[tuple[int, float]]  # (step, loss on the validation sample)
+    precision: Precision  # what this call's steps ran in, and why
 
 
 def train(
@@ -99,12 +103,15 @@ def train(
     """
     paths = [Path(p) for p in corpus_paths]
     device = resolve_device(config.device)
+    precision = resolve_precision(config.precision, device)
     if config.threads:
         torch.set_num_threads(config.threads)
     out_dir = Path(out_dir)
     created = _prepare_out_dir(out_dir)
     try:
-        trainer = _set_up(config, paths, out_dir, device, resume, overwrite, command, on_corpus)
+        trainer = _set_up(
+            config, paths, out_dir, device, precision, resume, overwrite, command, on_corpus
+        )
     except BaseException:
         # A run that could not start (a bad corpus, say) leaves no empty directory behind.
         _remove_empty(created)
@@ -117,6 +124,7 @@ def _set_up(
     paths: list[Path],
     out_dir: Path,
     device: torch.device,
+    precision: Precision,
     resume: bool,
     overwrite: bool,
     command: str | None,
@@ -161,11 +169,15 @@ def _set_up(
             ", ".join(repr(p) for p in splits.unknown_examples),
         )
     if config.dropout is None:
-        dropout = choose_dropout(config, len(splits.train), tokenizer.vocab_size, device)
+        dropout = choose_dropout(
+            config, len(splits.train), tokenizer.vocab_size, device, precision.autocast_dtype
+        )
         log.info("dropout %.2f, chosen from the run's budget and corpus size", dropout)
         config = config.replace(dropout=dropout)
-    trainer = Trainer(config, tokenizer, splits, corpus, out_dir, device, command)
+    log.info("precision: %s", precision.describe())
+    trainer = Trainer(config, tokenizer, splits, corpus, out_dir, device, precision, command)
     if saved is not None:
+        _warn_if_precision_changed(saved, precision, last_path)
         trainer.restore(saved)
     trainer.run_log = RunLog(out_dir, resume_step=trainer.step if saved is not None else None)
     return trainer
@@ -180,22 +192,6 @@ def resolve_device(name: str) -> torch.device:
             "use --device cpu"
         )
     return torch.device(name)
-
-
-def resolve_precision(name: str, device: torch.device) -> torch.dtype | None:
-    """The autocast dtype of the training steps, or None for plain fp32.
-
-    bf16 keeps fp32's range (no loss scaling needed) and roughly doubles the matrix throughput of
-    a GPU that has it; on a CPU it is only for checking the path, so "auto" keeps fp32 there.
-    """
-    if name == "fp32":
-        return None
-    if name == "bf16":
-        if device.type == "cuda" and not torch.cuda.is_bf16_supported():
-            raise DeviceError("--precision bf16 was asked for, but this GPU does not support bf16")
-        return torch.bfloat16
-    supported = device.type == "cuda" and torch.cuda.is_bf16_supported()
-    return torch.bfloat16 if supported else None
 
 
 def learning_rate(config: TrainConfig, step: int, elapsed: float) -> float:
@@ -240,13 +236,15 @@ class Trainer:
         corpus: Corpus,
         out_dir: Path,
         device: torch.device,
+        precision: Precision,
         command: str | None,
     ) -> None:
         self.config = config
         self.tokenizer = tokenizer
         self.corpus = corpus
         self.device = device
-        self.autocast_dtype = resolve_precision(config.precision, device)
+        self.precision = precision
+        self.autocast_dtype = precision.autocast_dtype
         if device.type == "cuda":
             # cuDNN runs the LSTM/GRU/RNN; let it pick the fastest kernels for these fixed shapes.
             torch.backends.cudnn.benchmark = True
@@ -437,6 +435,7 @@ class Trainer:
             "val_loss": val_loss,
             "corpus": self.corpus.provenance(),
             "command": self.command,
+            "precision": self.precision.name,
             "history": {
                 "train_loss": list(self.train_loss),
                 "val": [[step, loss] for step, loss in self.val_history],
@@ -515,6 +514,7 @@ class Trainer:
             best_val_loss=best_val_loss,
             train_loss=list(self.train_loss),
             val_history=list(self.val_history),
+            precision=self.precision,
         )
 
     def _interrupted(self, consistent: bool) -> TrainingInterrupted:
@@ -641,6 +641,20 @@ def _remove_empty(directories: list[Path]) -> None:
             return
 
 
+def _warn_if_precision_changed(saved: Checkpoint, precision: Precision, path: Path) -> None:
+    """A resume in another precision goes on from the checkpoint's fp32 weights and optimiser
+    state, but its steps round differently: it is not the run that never stopped."""
+    before = saved.get("precision")
+    if before is not None and before != precision.name:
+        log.warning(
+            "%s was trained in %s and goes on in %s: the run continues from it, but is not "
+            "bit-exact with one that never stopped",
+            path,
+            before,
+            precision.describe(),
+        )
+
+
 def _load_for_resume(path: Path, config: TrainConfig) -> Checkpoint:
     if not path.exists():
         raise CheckpointError(f"there is nothing to resume: {path} does not exist")
@@ -667,4 +681,6 @@ def describe(result: TrainResult) -> dict[str, Any]:
         "seconds": round(result.seconds, 2),
         "tokens_per_second": round(result.tokens_per_second),
         "best_val_loss": result.best_val_loss,
+        "precision": result.precision.name,
+        "precision_reason": result.precision.reason,
     }
