@@ -22,16 +22,53 @@ from bot.config import Config, load_config
 from bot.console import run_console
 from bot.discord.app import CharBot, point_discord_at
 from bot.errors import CharbotError
-from bot.ops.logs import configure_logging
+from bot.ops.logs import LogFormat, configure_logging
 from bot.runtime import build_bot, build_services
 from bot.serving import cli as serving_cli
 from bot.stores.copy import copy_settings
 
 log = logging.getLogger(__name__)
 
+#: Gateway close codes discord.py does not retry, each as the fix an operator makes.
+FATAL_CLOSES = {
+    4010: "Discord refused shard {shard} (4010: invalid shard): it is already running in another "
+    "process, or the processes disagree on the count; give each process its own --shard-ids "
+    "(discord.shard_ids) and all of them the same --shard-count (discord.shard_count).",
+    4011: "Discord requires more shards (4011: sharding required, too many guilds on shard "
+    "{shard}): raise --shard-count (discord.shard_count; left unset, it is Discord's "
+    "recommended count).",
+    4012: "Discord refused the gateway version (4012): upgrade discord.py.",
+    4013: "Discord refused the gateway intents (4013: invalid intents): check the intents that "
+    "the plugins ask for.",
+    4014: "Discord refused a privileged intent (4014: disallowed intents): enable it for the bot "
+    "in the Discord developer portal, or unload the plugin that asks for it.",
+}
+
+
+def fatal_close(code: int, shard: int | None) -> str:
+    """The sentence for a gateway close that ends the process."""
+    template = FATAL_CLOSES.get(code, "Discord closed the gateway with {code} (shard {shard}).")
+    return template.format(code=code, shard=0 if shard is None else shard)
+
+
+def report(sentence: str, fmt: LogFormat = "text") -> None:
+    """A fatal error for the operator: an `error:` line on stderr, or under JSON logs one JSON
+    line, so that every line a log collector reads is JSON."""
+    if fmt == "json":
+        log.critical("%s", sentence)
+    else:
+        print(f"error: {sentence}", file=sys.stderr)
+
 
 def _add_common(parser: argparse.ArgumentParser, default: Any) -> None:
     parser.add_argument("--config", type=Path, default=default, help="a TOML config file")
+    _add_logging(parser, default)
+    parser.add_argument(
+        "--model", default=default, help="the default model's name (from the config)"
+    )
+
+
+def _add_logging(parser: argparse.ArgumentParser, default: Any) -> None:
     parser.add_argument(
         "--log-level",
         choices=["DEBUG", "INFO", "WARNING", "ERROR"],
@@ -43,9 +80,6 @@ def _add_common(parser: argparse.ArgumentParser, default: Any) -> None:
         choices=["text", "json"],
         default=default,
         help="log lines as text or one JSON object each",
-    )
-    parser.add_argument(
-        "--model", default=default, help="the default model's name (from the config)"
     )
 
 
@@ -87,7 +121,10 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     )
     copy.add_argument("--from", dest="source", required=True, metavar="URL", help="read here")
     copy.add_argument("--to", dest="target", required=True, metavar="URL", help="write here")
+    _add_logging(copy, argparse.SUPPRESS)
     serving_cli.add_parser(sub)
+    # Every command takes the log options after its name, as `run` and `chat` do.
+    _add_logging(sub.choices["serve"], argparse.SUPPRESS)
     return parser.parse_args(argv)
 
 
@@ -109,7 +146,7 @@ def overrides_from(args: argparse.Namespace) -> dict[str, Any]:
 async def run_discord(config: Config) -> int:
     token = config.discord.token
     if not token:
-        print("error: DISCORD_TOKEN is not set; `python -m bot chat` needs none.", file=sys.stderr)
+        report("DISCORD_TOKEN is not set; `python -m bot chat` needs none.", config.logging.format)
         return 2
     point_discord_at(config.discord.api_base, config.discord.gateway_url)
     bot = await build_bot(config)
@@ -119,6 +156,7 @@ async def run_discord(config: Config) -> int:
 async def serve(bot: CharBot, token: str) -> int:
     """Run until closed; SIGINT and SIGTERM shut down gracefully (see `CharBot.close`)."""
     loop = asyncio.get_running_loop()
+    fmt = bot.config.logging.format
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, _shutdown, bot, sig)
     try:
@@ -129,10 +167,16 @@ async def serve(bot: CharBot, token: str) -> int:
         await bot.close()
     except discord.LoginFailure:
         # discord.py's message is safe, but the token itself is never echoed.
-        print("error: Discord refused the token in DISCORD_TOKEN (401).", file=sys.stderr)
+        report("Discord refused the token in DISCORD_TOKEN (401).", fmt)
+        return 1
+    except discord.PrivilegedIntentsRequired as exc:
+        report(fatal_close(4014, exc.shard_id), fmt)
+        return 1
+    except discord.ConnectionClosed as exc:
+        report(fatal_close(exc.code, exc.shard_id), fmt)
         return 1
     except (aiohttp.ClientError, OSError, discord.GatewayNotFound) as exc:
-        print(f"error: cannot reach Discord: {type(exc).__name__}.", file=sys.stderr)
+        report(f"cannot reach Discord: {type(exc).__name__}.", fmt)
         return 1
     finally:
         for sig in (signal.SIGINT, signal.SIGTERM):
@@ -163,16 +207,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = parse_args(argv)
     except SystemExit as exc:  # argparse has printed its usage and one-line error (or --help)
         return exc.code if isinstance(exc.code, int) else 2
+    fmt: LogFormat = "text"
     try:
         if args.command == "store":
             # Needs no config: the two stores are named on the command line.
-            logging.basicConfig(level=args.log_level or "WARNING", stream=sys.stderr)
+            fmt = args.log_format or "text"
+            configure_logging(args.log_level or "WARNING", fmt)
             return asyncio.run(run_store_copy(args))
         config = load_config(args.config, os.environ, overrides_from(args))
         command = args.command or ("run" if config.discord.token else "chat")
         # The chat shares the terminal with its user: only warnings, unless asked for more.
         quiet = command == "chat" and not args.log_level
-        configure_logging("WARNING" if quiet else config.logging.level, config.logging.format)
+        fmt = config.logging.format
+        configure_logging("WARNING" if quiet else config.logging.level, fmt)
         if quiet:
             # discord.py warns about voice support at start-up: noise in a text chat.
             logging.getLogger("discord").setLevel(logging.ERROR)
@@ -181,7 +228,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         runner = run_discord if command == "run" else run_chat
         return asyncio.run(runner(config))
     except CharbotError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        report(str(exc), fmt)
         return 1
     except KeyboardInterrupt:
         return 130

@@ -66,6 +66,9 @@ DEFAULT_PLUGINS = BUILTIN_PLUGINS
 TOKEN_ENV = "DISCORD_TOKEN"
 #: Discord's rule: at most one IDENTIFY per rate-limit bucket in this many seconds.
 IDENTIFY_SPACING_SECONDS = 5.0
+#: The most shards a bot may have: a session holds at most 2,500 guilds, so this many hold 250
+#: million, more guilds than Discord has; a typo beyond it would start shards for hours.
+MAX_SHARD_COUNT = 100_000
 DATA_DIR_ENV = "CHARBOT_DATA_DIR"
 ENV_PREFIX = "CHARBOT_"
 #: CHARBOT_* variables that are not config keys; any other names a section, and a section that
@@ -154,7 +157,7 @@ class DiscordSection:
     manage_channels_required: bool = True
     cooldown_seconds: float = field(default=3.0, metadata=_at_least(0.0))
     # 0: ask Discord for its recommended count and run every shard in this process.
-    shard_count: int = field(default=0, metadata=_at_least(0))
+    shard_count: int = field(default=0, metadata=_between(0, MAX_SHARD_COUNT))
     shard_ids: tuple[int, ...] = ()  # this process's shards; empty: all of them
     # Discord allows one IDENTIFY per bucket every 5 s; lower it only against a test server.
     identify_spacing_seconds: float = field(

@@ -33,6 +33,11 @@ MAX_WORKERS: Final = 64
 #: The highest sampling temperature anyone may ask for (0 is greedy; far above 2 is noise).
 MAX_TEMPERATURE: Final = 2.0
 
+#: The highest top_k anyone may set. A top_k at or above a model's vocabulary keeps every token,
+#: as 0 (off) does; the bound keeps the figure one a person would type (the exporter's word
+#: models keep 10,000 words by default).
+MAX_TOP_K: Final = 100_000
+
 #: With `clean_end`, how many characters a text may run past its length to finish its last word.
 WORD_END_SLACK: Final = 10
 
@@ -84,9 +89,9 @@ class GenerationParams:
                 f"got {self.max_length!r}."
             )
         check_temperature(self.temperature)
-        if not _is_int(self.top_k) or self.top_k < 0:
+        if not _is_int(self.top_k) or not 0 <= self.top_k <= MAX_TOP_K:
             raise InvalidParamsError(
-                f"top_k must be a whole number of 0 (off) or more; got {self.top_k!r}."
+                f"top_k must be a whole number from 0 (off) to {MAX_TOP_K}; got {self.top_k!r}."
             )
         if not _is_real(self.top_p) or not 0.0 < self.top_p <= 1.0:
             raise InvalidParamsError(

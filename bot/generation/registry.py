@@ -69,9 +69,21 @@ class ModelRegistry:
             raise UnknownModelError(
                 f"There is no model named {name!r}; available: {', '.join(self.names) or 'none'}."
             )
-        if isinstance(backend, ReportsAvailability) and (why := backend.unavailable) is not None:
+        if (why := self.unavailable(name)) is not None:
             raise UnknownModelError(f"Model {name!r} is not available: {why}")
         return backend
+
+    def unavailable(self, name: str) -> str | None:
+        """Why a loaded model cannot serve now (a model server out of reach), or None while it
+        serves: the one rule for users' requests, readiness and the loaded gauge."""
+        backend = self._backends.get(name)
+        if backend is None:
+            return self._failures.get(name, "not loaded")
+        return backend.unavailable if isinstance(backend, ReportsAvailability) else None
+
+    def serving(self) -> list[str]:
+        """The models that answer requests now."""
+        return [name for name in self.names if self.unavailable(name) is None]
 
     @property
     def names(self) -> list[str]:

@@ -1,4 +1,5 @@
-"""Readiness: every owned shard connected, every configured model loaded, the store reachable.
+"""Readiness: every owned shard connected, every configured model loaded and answering (a model
+server out of reach is not), the store reachable.
 
 Shards are read generically, so this holds for a plain `commands.Bot` (one connection, shard 0
 or its `shard_id`) and an `AutoShardedBot` (each of `shard_ids`, or all `shard_count` shards).
@@ -73,9 +74,14 @@ def gateway_verdict(client: discord.Client) -> str:
 
 
 def models_verdict(services: Services) -> str:
-    loaded = set(services.models.names)
+    """Ready only when every configured model answers, as users' requests would find it."""
+    models = services.models
+    loaded = set(models.names)
     missing = [name for name in services.config.models.models if name not in loaded]
-    return f"model {', '.join(missing)} not loaded" if missing else OK
+    if missing:
+        return f"model {', '.join(missing)} not loaded"
+    down = [(name, why) for name in sorted(loaded) if (why := models.unavailable(name))]
+    return "; ".join(f"model {name} unavailable: {why}" for name, why in down) or OK
 
 
 async def store_verdict(services: Services) -> str:

@@ -185,8 +185,9 @@ class _BackendCollector(Collector):
             active.add_metric([name], stats.active_requests)
             chars.add_metric([name], stats.characters_generated)
         names = {name for name, _ in items}
+        serving = set(self.models.serving())  # a model server out of reach is not serving
         for name in sorted(names | set(self.configured)):
-            loaded.add_metric([name], 1 if name in names else 0)
+            loaded.add_metric([name], 1 if name in serving else 0)
         yield from (depth, active, chars, loaded)
 
 

@@ -49,10 +49,20 @@ def param_validator(key: str, bounds: GenerationLimits) -> Validator:
     return validate
 
 
+#: Floats beyond this are no longer exact whole numbers (1e30 is not 10**30).
+EXACT_FLOAT_INTEGERS = 2**53
+
+
 def as_setting(key: str, value: float | int) -> float | int:
     """A number as typed (Discord's number option, the console) for the key: 50.0 is 50 where
-    the key takes whole numbers; 50.5 is left for the validator to refuse with the bounds."""
-    if key in WHOLE_NUMBERS and isinstance(value, float) and value.is_integer():
+    the key takes whole numbers; 50.5 and 1e30 are left for the validator to refuse with the
+    bounds, shown as they were typed."""
+    if (
+        key in WHOLE_NUMBERS
+        and isinstance(value, float)
+        and value.is_integer()
+        and abs(value) <= EXACT_FLOAT_INTEGERS
+    ):
         return int(value)
     return value
 

@@ -8,7 +8,7 @@ import time
 import pytest
 
 from bot.cli import main
-from bot.config import IDENTIFY_SPACING_SECONDS, ConfigError, load_config
+from bot.config import IDENTIFY_SPACING_SECONDS, MAX_SHARD_COUNT, ConfigError, load_config
 from bot.discord.sharding import IdentifyGate, LocalLocks, runs_shard_zero
 
 
@@ -46,7 +46,11 @@ def test_env_and_flags() -> None:
             {"CHARBOT_DISCORD_SHARD_COUNT": "4", "CHARBOT_DISCORD_SHARD_IDS": "1,3,1"},
             "lists shard 1 twice",
         ),
-        ({"CHARBOT_DISCORD_SHARD_COUNT": "-1"}, "discord.shard_count must be at least 0"),
+        ({"CHARBOT_DISCORD_SHARD_COUNT": "-1"}, "discord.shard_count must be from 0 to"),
+        (
+            {"CHARBOT_DISCORD_SHARD_COUNT": "99999999999999999999"},
+            f"discord.shard_count must be from 0 to {MAX_SHARD_COUNT}, not 99999999999999999999",
+        ),
         ({"CHARBOT_DISCORD_SHARD_IDS": "a"}, "discord.shard_ids[0] must be a whole number"),
     ],
 )
@@ -64,6 +68,15 @@ def test_bad_shard_flags_exit_with_one_sentence(capsys: pytest.CaptureFixture[st
     assert err == (
         "error: Command-line override: discord.shard_ids holds 5, outside 0 to 1 "
         "(discord.shard_count is 2)."
+    )
+
+
+def test_a_shard_count_beyond_any_bot_is_refused(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["run", "--shard-count", "99999999999999999999"]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err == (
+        "error: Command-line override: discord.shard_count must be from 0 to "
+        f"{MAX_SHARD_COUNT}, not 99999999999999999999."
     )
 
 

@@ -286,3 +286,27 @@ async def test_an_auto_sharded_bot_is_read_alike(fake_discord: FakeDiscord) -> N
             return gateway_verdict(bot) == "ok"
 
         await eventually(up, "the shard to be seen up again")
+
+
+async def test_an_unreachable_remote_model_is_not_called_ready(
+    fake_discord: FakeDiscord, tmp_path: Path, tiny_onnx: Path
+) -> None:
+    port, nobody = free_port(), free_port()  # nothing listens on `nobody`
+    url = f"http://127.0.0.1:{nobody}/v1/models/tiny"
+    far = f'backend = "remote"\nurl = "{url}"'
+    path = write_config(tmp_path, fake_discord, tiny_onnx, **{"models.far": far})
+    async with running_bot(fake_discord, path, {"metrics.port": port}) as bot:
+        w = fake_discord.world
+        use = await fake_discord.invoke_command("model use", {"name": "far"}, user=w.moderator)
+        await use.wait_response()
+        ia = await fake_discord.invoke_command("complete", {"prompt": "To be"}, user=w.member)
+        told = (await ia.wait_response()).content or ""
+        assert "cannot be reached" in told, told  # what users get...
+        status, body = await probe(port, "/readyz")  # ...is what the probe and the gauge say
+        assert status == 503, body
+        assert body["checks"]["models"].startswith("model far unavailable: "), body
+        assert url in body["checks"]["models"], body
+        metrics = await scrape(port)
+        loaded = {m: metrics[("charbot_model_loaded", (("model", m),))] for m in ("far", "tiny")}
+        assert loaded == {"far": 0, "tiny": 1}, loaded
+        assert "far" in bot.models.names  # loaded, only unreachable
