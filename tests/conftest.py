@@ -6,9 +6,10 @@ import pytest
 
 from tests.tinymodel import export_tiny
 
-# A real PostgreSQL (a fresh database per session) for the store and scale-out tests, and the
-# `fake_discord` fixture (a started test Discord server) for every test that talks to Discord.
-pytest_plugins = ["tests.postgres", "bot.testing.fixtures"]
+# A real PostgreSQL (a fresh database per session) for the store and scale-out tests, the
+# `fake_discord` fixture (a started test Discord server) for every test that talks to Discord,
+# and the lanes each test is in (its markers).
+pytest_plugins = ["tests.postgres", "bot.testing.fixtures", "tests.lanes"]
 
 
 @pytest.fixture(scope="session")

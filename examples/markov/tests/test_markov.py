@@ -5,6 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+
+pytest.importorskip(
+    "charbot_markov", reason="the Markov example is not installed: pip install -e examples/markov"
+)
+
 from charbot_markov.backend import MarkovBackend
 
 from bot.api import GenerationBackend, GenerationParams, InvalidParamsError, ModelLoadError

@@ -5,24 +5,17 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[3]
-APP = "import bot.api, bot.cli, bot.runtime, bot.console"
+STAGES = ("bot.api, bot.cli, bot.runtime, bot.console", "bot.testing", "bot.testing.fixtures")
 
 
-def modules_after(imports: str) -> set[str]:
-    """The names in sys.modules after `imports` runs in a fresh interpreter."""
-    code = f"import sys; {imports}; print(' '.join(sys.modules))"
+def test_only_bot_testing_fixtures_loads_pytest_and_the_bot_loads_neither() -> None:
+    code = "import sys\n" + "".join(
+        f"import {stage}\nprint(' '.join(sys.modules))\n" for stage in STAGES
+    )
     out = subprocess.run(
         [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True
     )
-    return set(out.stdout.split())
-
-
-def test_the_bot_never_loads_its_testing_tools() -> None:
-    loaded = modules_after(APP)
-    assert "bot.runtime" in loaded and "bot.testing" not in loaded
-
-
-def test_the_testing_tools_load_pytest_only_for_the_fixtures() -> None:
-    without_fixtures = modules_after(f"{APP}, bot.testing")
-    assert "bot.testing" in without_fixtures and "pytest" not in without_fixtures
-    assert "pytest" in modules_after("import bot.testing.fixtures")
+    app, testing, fixtures = (set(line.split()) for line in out.stdout.splitlines())
+    assert "bot.runtime" in app and "bot.testing" not in app and "pytest" not in app
+    assert "bot.testing" in testing and "pytest" not in testing
+    assert "pytest" in fixtures
