@@ -13,16 +13,19 @@ the fault), never silently ignored. Nothing here is global, and nothing is `exec
     [models.lyrics]
     path = "models/lyrics.onnx"   # relative to this file's directory
     backend = "onnx"
-    [models.big]                  # a model served by `python -m bot serve`, maybe elsewhere
-    backend = "remote"
-    url = "http://gpu-host:8000/v1/models/big"
+    [models.big]                  # a model on any OpenAI-compatible server (`python -m bot
+    backend = "openai"            # serve`, vLLM, llama.cpp's server, Ollama...)
+    url = "http://gpu-host:8000/v1"
+    model = "big"                 # the server's model id (default: the table's name)
+    api_key_env = "BIG_KEY"       # the variable holding the server's key, if it needs one
 
 Environment: `CHARBOT_<SECTION>_<KEY>` for any key (`CHARBOT_ENGINE_WORKERS=2`; lists are
 comma-separated, booleans 1/0/true/false/yes/no/on/off, an empty value unsets an optional key),
 `CHARBOT_MODELS_DEFAULT` for the default model, and `DISCORD_TOKEN`, the only place the token may
 come from: it never sits in a file, an argv or a repr. Relative store paths live in
 `CHARBOT_DATA_DIR` (or the current directory). Any other `CHARBOT_*` variable is an error, as a
-misspelled section would otherwise be ignored (`NON_CONFIG_ENV` and `CHARBOT_TEST_*` aside).
+misspelled section would otherwise be ignored (`NON_CONFIG_ENV` and `CHARBOT_TEST_*` aside;
+`CHARBOT_SERVE_API_KEY` is the model server's key, read by `python -m bot serve` alone).
 
 Errors:
 
@@ -58,6 +61,7 @@ from bot.generation.params import (
     Provider,
 )
 from bot.ops.logs import LogFormat
+from bot.stores.urls import mask_url
 
 log = logging.getLogger(__name__)
 
@@ -74,7 +78,9 @@ ENV_PREFIX = "CHARBOT_"
 #: CHARBOT_* variables that are not config keys; any other names a section, and a section that
 #: does not exist is an error (a misspelling must not be ignored). CHARBOT_TEST_* belong to the
 #: test suite, as does CHARBOT_REQUIRE_POSTGRES (CI's switch for the PostgreSQL tests).
-NON_CONFIG_ENV = frozenset({DATA_DIR_ENV, "CHARBOT_REQUIRE_POSTGRES"})
+#: The model server's API key (`bot.serving.cli`): a secret, so never a config key.
+SERVE_API_KEY_ENV = "CHARBOT_SERVE_API_KEY"
+NON_CONFIG_ENV = frozenset({DATA_DIR_ENV, "CHARBOT_REQUIRE_POSTGRES", SERVE_API_KEY_ENV})
 TEST_ENV_PREFIX = "CHARBOT_TEST_"
 
 #: The defaults the config's engine and generation sections take: written once, in params.
@@ -202,12 +208,28 @@ class ModelSpec:
     name: str
     path: str | None  # absolute
     backend: str = "onnx"
-    url: str | None = None  # where a remote backend finds the model (backend = "remote")
+    url: str | None = None  # backend = "openai": the server's /v1 base URL
+    model: str | None = None  # backend = "openai": the server's model id (default: name)
+    api_key_env: str | None = None  # backend = "openai": the variable that holds the key
+    chat_name: str | None = None  # who answers when the model server renders a chat
+
+    @property
+    def served_id(self) -> str:
+        """The id a server knows the model by."""
+        return self.model or self.name
+
+
+#: The bundled model's speaker in a chat: it was trained on a play (Romeo and Juliet among it).
+BUNDLED_CHAT_NAME = "JULIET"
 
 
 def _bundled_models() -> Mapping[str, ModelSpec]:
     return types.MappingProxyType(
-        {"shakespeare": ModelSpec("shakespeare", str(BUNDLED_MODEL), "onnx")}
+        {
+            "shakespeare": ModelSpec(
+                "shakespeare", str(BUNDLED_MODEL), "onnx", chat_name=BUNDLED_CHAT_NAME
+            )
+        }
     )
 
 
@@ -279,7 +301,13 @@ _SECTIONS: dict[str, type[Any]] = {
 }
 _ALL_SECTIONS = sorted([*_SECTIONS, "models"])
 _MODEL_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
-_MODEL_KEYS = ("path", "backend", "url")
+_MODEL_KEYS = ("path", "backend", "url", "model", "api_key_env", "chat_name")
+_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+#: What a config naming the old `remote` backend should write instead.
+_REMOTE_MOVED = (
+    "{where}: models.{name}.backend 'remote' is now 'openai': write backend = \"openai\", "
+    'url = "http://HOST:PORT/v1" (the server\'s /v1 base) and model = "ID" (its model id).'
+)
 _MODEL_URL = _url("http", "https")["check"]
 _NEEDS_PATH = (
     "models.{name} needs a path to its model file (or a url, for a model served elsewhere)."
@@ -388,7 +416,10 @@ class _Builder:
         self.file: Path | None = None
         # Model name -> its keys; the bundled model stands until a file names models.
         self.models: dict[str, dict[str, _Set]] = {
-            "shakespeare": {"path": _Set(str(BUNDLED_MODEL), "default")}
+            "shakespeare": {
+                "path": _Set(str(BUNDLED_MODEL), "default"),
+                "chat_name": _Set(BUNDLED_CHAT_NAME, "default"),
+            }
         }
         self.default_model: _Set | None = None
 
@@ -432,6 +463,11 @@ class _Builder:
                 f"{where}: models.{name} is not a usable model name "
                 "(letters, digits, '.', '_' and '-', at most 64)."
             )
+        if key in ("api_key", "key"):
+            raise ConfigError(
+                f"{where}: models.{name}.{key} cannot be written in a config file; put the key "
+                f'in an environment variable and name it: api_key_env = "VARIABLE".'
+            )
         if key not in _MODEL_KEYS:
             raise _unknown(where, f"models.{name}.{key}", key, list(_MODEL_KEYS))
         if not isinstance(raw, str) or not raw.strip():
@@ -442,8 +478,16 @@ class _Builder:
         value = raw.strip()
         if key == "path":
             value = str(base / Path(value).expanduser())  # an absolute path replaces base
-        if key == "url" and (problem := _MODEL_URL(value)) is not None:
-            raise ConfigError(f"{where}: models.{name}.url {problem}.")
+        if key == "url" and _MODEL_URL(value) is not None:
+            # Shown masked: a URL may carry a password (basic auth in front of a server).
+            raise ConfigError(f"{where}: models.{name}.url {_MODEL_URL(mask_url(value))}.")
+        if key == "backend" and value == "remote":
+            raise ConfigError(_REMOTE_MOVED.format(where=where, name=name))
+        if key == "api_key_env" and not _ENV_NAME.match(value):
+            raise ConfigError(
+                f"{where}: models.{name}.api_key_env must name an environment variable "
+                f"(letters, digits and '_'), not {value!r}."
+            )
         self.models.setdefault(name, {})[key] = _Set(value, where)
 
     def build(self, env: Mapping[str, str]) -> Config:

@@ -15,7 +15,7 @@ CharbotError
  │    ├── EngineClosedError    the engine is shut down (or shutting down)
  │    ├── RequestTimeoutError  the request ran past its time limit
  │    ├── WorkerError          a worker failed while running the request
- │    └── ModelUnavailableError  a remote model server that cannot be reached
+ │    └── ModelUnavailableError  a model server that cannot be reached
  ├── ConfigError               (bot.config) a config file, variable or flag that is wrong
  └── SettingsError             (bot.settings) per-channel settings
       ├── UnknownSettingError       a key no loaded plugin registered

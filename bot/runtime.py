@@ -6,6 +6,8 @@ The same `Services` object is handed to the Discord app (`build_bot`) or to the 
 from __future__ import annotations
 
 import logging
+import os
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +22,7 @@ from bot.generation.observer import EngineObserver
 from bot.generation.params import EngineConfig, GenerationLimits
 from bot.generation.registry import ModelRegistry
 from bot.ops.metrics import Metrics
-from bot.serving.remote import REMOTE_KIND, RemoteBackend
+from bot.serving.openai_backend import OPENAI_KIND, OpenAIBackend
 from bot.settings import SettingsRegistry
 from bot.stores import SettingsStore, open_store
 
@@ -52,15 +54,31 @@ def register_onnx_kind(
     models.register_kind("onnx", start_onnx)
 
 
-def register_remote_kind(models: ModelRegistry, config: Config) -> None:
-    """The built-in `remote` kind: a model served over HTTP by `python -m bot serve`."""
+def register_openai_kind(
+    models: ModelRegistry, config: Config, env: Mapping[str, str] | None = None
+) -> None:
+    """The built-in `openai` kind: a model on an OpenAI-compatible server (`python -m bot serve`,
+    vLLM, llama.cpp's server, Ollama...), its key in the variable `api_key_env` names."""
 
-    async def start_remote(spec: ModelSpec) -> GenerationBackend:
+    async def start_openai(spec: ModelSpec) -> GenerationBackend:
         if spec.url is None:
-            raise ModelLoadError(f"Model {spec.name!r} is remote but its config gives no url.")
-        return await RemoteBackend.start(spec.name, spec.url, config.engine.timeout_seconds)
+            raise ModelLoadError(
+                f"Model {spec.name!r} uses backend 'openai' but its config gives no url "
+                "(the server's /v1 base, e.g. http://HOST:8000/v1)."
+            )
+        key = None
+        if spec.api_key_env is not None:
+            key = (os.environ if env is None else env).get(spec.api_key_env, "").strip()
+            if not key:
+                raise ModelLoadError(
+                    f"Model {spec.name!r} needs its server's key in the environment variable "
+                    f"{spec.api_key_env} (its api_key_env), which is not set."
+                )
+        return await OpenAIBackend.start(
+            spec.name, spec.url, config.engine.timeout_seconds, spec.served_id, key
+        )
 
-    models.register_kind(REMOTE_KIND, start_remote)
+    models.register_kind(OPENAI_KIND, start_openai)
 
 
 def model_path(spec: ModelSpec) -> Path:
@@ -77,7 +95,7 @@ def assemble(config: Config, store: SettingsStore, registry: SettingsRegistry) -
     models = ModelRegistry()
     metrics = Metrics(models, store, config.models.models)
     register_onnx_kind(models, config, metrics)
-    register_remote_kind(models, config)
+    register_openai_kind(models, config)
     completions = CompletionService(
         store, models, config.generation, config.models.default, metrics
     )

@@ -29,7 +29,7 @@ class ModelInfo:
     """
 
     name: str  # the model's name, e.g. the file's stem "shakespeare"
-    kind: str  # the backend kind, as the config names it: "onnx", "markov", "remote"...
+    kind: str  # the backend kind, as the config names it: "onnx", "markov", "openai"...
     description: str
     path: Path | None = None
     level: str = "char"  # "char" | "word": what one token is
@@ -54,6 +54,7 @@ class Completion:
     # What the `unknown` pieces became: the token a word model maps them to ("<unk>"), or None
     # when they were left out (a char model's policy).
     unknown_token: str | None = None
+    prompt_tokens: int = 0  # the prompt's length in the model's tokens (0 for an empty prompt)
 
 
 @dataclass(frozen=True)

@@ -227,7 +227,14 @@ class Engine:
         # The caller's log context (its request id...) goes with the request: the worker
         # threads log with it.
         request = Request(
-            model, prompt, ids, tuple(encoding.unknown), params, handle, current_context()
+            model,
+            prompt,
+            ids,
+            tuple(encoding.unknown),
+            params,
+            handle,
+            current_context(),
+            prompt_tokens=len(encoding.ids),
         )
         handle.request = request
         self._pool.submit(request)  # may raise EngineBusyError / EngineClosedError

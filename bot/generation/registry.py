@@ -1,7 +1,7 @@
 """The models a bot serves, by name, and the factories that load them.
 
 The config names models (`[models.NAME] path = ..., backend = "onnx"`); each backend kind has a
-factory. The ONNX engine and `remote` (a model served by `python -m bot serve`) are built in; a
+factory. The ONNX engine and `openai` (a model on an OpenAI-compatible server) are built in; a
 plugin adds others with `register_kind` in its `setup` (e.g. the Markov example), before the bot
 starts the configured models.
 """

@@ -71,6 +71,7 @@ class Request:
         "params",
         "pieces",
         "prompt",
+        "prompt_tokens",
         "rng",
         "stop_at",
         "stops",
@@ -90,11 +91,14 @@ class Request:
         params: GenerationParams,
         handle: Handle,
         log_context: Mapping[str, object] | None = None,
+        prompt_tokens: int = 0,
     ) -> None:
         self.model = model  # fixed at arrival: a hot swap does not move a request
         self.vocab = model.pieces
         self.prompt = prompt
         self.ids = ids
+        # The prompt's own tokens: an empty prompt's ids are the start token, not the caller's.
+        self.prompt_tokens = prompt_tokens
         self.unknown = unknown
         self.params = params
         self.max_length = params.max_length
@@ -214,6 +218,7 @@ class Request:
             model=self.model.info.name,
             seconds=time.monotonic() - self.arrived,
             unknown_token=_replaced_by(self.model) if self.unknown else None,
+            prompt_tokens=self.prompt_tokens,
         )
 
 

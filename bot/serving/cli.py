@@ -1,22 +1,34 @@
-"""`python -m bot serve`: the config's ONNX models on Ray Serve, in the foreground until a signal.
+"""`python -m bot serve`: the config's ONNX models on Ray Serve, in the foreground until a signal,
+behind one OpenAI-compatible API (docs/serving.md).
 
 Without `--address` it starts a local Ray instance (no dashboard, a small object store); with one
 it joins that cluster (`ray start --head` on one machine, `ray start --address=HEAD:6379` on the
 others). SIGINT or SIGTERM shuts Serve down: the replicas close their engines.
+
+The API key comes from `--api-key-file` or `CHARBOT_SERVE_API_KEY`; with one, every /v1 route
+needs it. Without one the server listens on 127.0.0.1 unless `--host` says otherwise, and warns
+when it serves another address with no key. The key is never logged or printed.
 """
 
 from __future__ import annotations
 
 import argparse
+import ipaddress
 import logging
+import os
 import signal
 import sys
 import threading
-from typing import Any
+from collections.abc import Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-from bot.config import Config
+from bot.config import SERVE_API_KEY_ENV, Config
 from bot.errors import CharbotError
 from bot.generation.params import EngineConfig
+
+if TYPE_CHECKING:
+    from bot.serving.server import ApiKey, ModelDeployment
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +54,14 @@ def add_parser(sub: Any) -> None:
         default=0.0,
         help="GPUs each replica reserves (with engine.provider = 'cuda'; fractions share a GPU)",
     )
-    serve.add_argument("--host", default=DEFAULT_HOST, help="the HTTP address to listen on")
+    serve.add_argument(
+        "--host", default=DEFAULT_HOST, help="the HTTP address to listen on (default: loopback)"
+    )
+    serve.add_argument(
+        "--api-key-file",
+        type=Path,
+        help=f"a file holding the API key clients must send (or set {SERVE_API_KEY_ENV})",
+    )
     serve.add_argument("--port", type=int, default=DEFAULT_PORT, help="the HTTP port")
     serve.add_argument(
         "--address", help="join this Ray cluster (e.g. HEAD:6379 or auto) instead of a local one"
@@ -56,14 +75,14 @@ def _at_least_one(text: str) -> int:
     return value
 
 
-def deployments(config: Config, replicas: int, gpus_per_replica: float) -> list[Any]:
+def deployments(config: Config) -> list[ModelDeployment]:
     """One `ModelDeployment` per ONNX model of the config."""
     from bot.runtime import engine_config
-    from bot.serving.app import ModelDeployment
+    from bot.serving.server import ModelDeployment
 
     engine: EngineConfig = engine_config(config)
     models = [
-        ModelDeployment(spec.name, spec.path, engine, replicas, gpus_per_replica)
+        ModelDeployment(spec.name, spec.path, engine, spec.chat_name)
         for spec in config.models.models.values()
         if spec.backend == SERVED_KIND and spec.path is not None
     ]
@@ -84,7 +103,15 @@ def run_serve(config: Config, args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
-    models = deployments(config, args.replicas, args.gpus_per_replica)
+    models = deployments(config)
+    api_key = read_api_key(args.api_key_file, os.environ)
+    if api_key is None and not is_loopback(args.host):
+        log.warning(
+            "serving on %s with no API key: anyone who can reach it can use it "
+            "(give --api-key-file or %s)",
+            args.host,
+            SERVE_API_KEY_ENV,
+        )
     if args.address:
         ray.init(address=args.address)
     else:
@@ -96,9 +123,10 @@ def run_serve(config: Config, args: argparse.Namespace) -> int:
         signal.signal(sig, lambda signum, frame: stop.set())
     try:
         start_serve(args.host, args.port)
-        deploy(models)
+        deploy(models, args.replicas, args.gpus_per_replica, api_key)
+        base = f"http://{args.host}:{args.port}/v1"
         for model in models:
-            print(f"serving {model.name} at http://{args.host}:{args.port}{model.route_prefix}")
+            print(f"serving {model.name} at {base} (model {model.name!r})")
         sys.stdout.flush()
         stop.wait()
         log.info("shutting down the model server")
@@ -106,3 +134,31 @@ def run_serve(config: Config, args: argparse.Namespace) -> int:
         serve.shutdown()  # type: ignore[no-untyped-call]
         ray.shutdown()
     return 0
+
+
+def read_api_key(path: Path | None, env: Mapping[str, str]) -> ApiKey | None:
+    """The key from the file (its first line), else from the environment; None when neither."""
+    from bot.serving.server import ApiKey
+
+    if path is not None:
+        try:
+            text = path.read_text(encoding="utf-8")
+        except OSError as exc:
+            raise ServeError(
+                f"The API key file {path} cannot be read: {exc.strerror or exc}."
+            ) from exc
+        key = text.strip()
+        if not key or "\n" in key:
+            raise ServeError(f"The API key file {path} must hold the key alone, on one line.")
+        return ApiKey(key)
+    key = env.get(SERVE_API_KEY_ENV, "").strip()
+    return ApiKey(key) if key else None
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False

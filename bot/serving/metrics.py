@@ -2,7 +2,7 @@
 
 `ray.util.metrics` metrics are exported by every Ray node's metrics agent, so Ray's own Prometheus
 endpoint (each node's `--metrics-export-port`) carries them, with Ray's `ray_` prefix and tags
-naming the deployment and replica: `ray_charbot_completions_total{model,outcome}`,
+naming the deployment and replica: `ray_charbot_completions_total{model,route,outcome}`,
 `ray_charbot_queue_wait_seconds`, `ray_charbot_generation_seconds`, `ray_charbot_model_steps_total`
 and `ray_charbot_batched_requests_total` (their ratio is the mean batch size),
 `ray_charbot_queue_depth` and `ray_charbot_active_requests`. The names and buckets follow the
@@ -21,15 +21,14 @@ MODEL = ("model",)
 
 
 class ReplicaMetrics:
-    """An `EngineObserver` for one replica's engine, plus the request outcomes and gauges its
-    endpoints record. Called from the engine's worker threads: Ray's metrics are thread-safe."""
+    """An `EngineObserver` for a replica's engines, plus the request outcomes and gauges its
+    routes record. Called from the engines' worker threads: Ray's metrics are thread-safe."""
 
-    def __init__(self, model: str) -> None:
-        self.tags = {"model": model}
+    def __init__(self) -> None:
         self.completions = metrics.Counter(
             "charbot_completions",
-            "Completions by model and outcome (ok, busy, invalid, timeout, error).",
-            tag_keys=("model", "outcome"),
+            "Requests by model, route and outcome (ok, busy, invalid, timeout, error).",
+            tag_keys=("model", "route", "outcome"),
         )
         self.queue_wait = metrics.Histogram(
             "charbot_queue_wait_seconds",
@@ -61,21 +60,22 @@ class ReplicaMetrics:
     # -- EngineObserver ----------------------------------------------------------------------
 
     def request_started(self, model: str, queued: float) -> None:
-        self.queue_wait.observe(queued, self.tags)
+        self.queue_wait.observe(queued, {"model": model})
 
     def request_finished(self, model: str, generating: float) -> None:
-        self.generation.observe(generating, self.tags)
+        self.generation.observe(generating, {"model": model})
 
     def batch_steps(self, model: str, size: int, steps: int) -> None:
-        self.steps.inc(steps, self.tags)
-        self.batched.inc(size * steps, self.tags)
+        self.steps.inc(steps, {"model": model})
+        self.batched.inc(size * steps, {"model": model})
 
-    # -- what the endpoints record -------------------------------------------------------------
+    # -- what the routes record ----------------------------------------------------------------
 
-    def finished(self, error: CharbotError | None) -> None:
+    def finished(self, model: str, route: str, error: CharbotError | None) -> None:
+        """A request's outcome (`RequestObserver`); a request naming no model counts as ""."""
         outcome = "ok" if error is None else outcome_of(error)
-        self.completions.inc(1, {**self.tags, "outcome": outcome})
+        self.completions.inc(1, {"model": model, "route": route, "outcome": outcome})
 
-    def gauges(self, stats: BackendStats) -> None:
-        self.queue_depth.set(stats.queue_depth, self.tags)
-        self.active.set(stats.active_requests, self.tags)
+    def gauges(self, model: str, stats: BackendStats) -> None:
+        self.queue_depth.set(stats.queue_depth, {"model": model})
+        self.active.set(stats.active_requests, {"model": model})

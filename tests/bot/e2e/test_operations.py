@@ -288,12 +288,12 @@ async def test_an_auto_sharded_bot_is_read_alike(fake_discord: FakeDiscord) -> N
         await eventually(up, "the shard to be seen up again")
 
 
-async def test_an_unreachable_remote_model_is_not_called_ready(
+async def test_an_unreachable_served_model_is_not_called_ready(
     fake_discord: FakeDiscord, tmp_path: Path, tiny_onnx: Path
 ) -> None:
     port, nobody = free_port(), free_port()  # nothing listens on `nobody`
-    url = f"http://127.0.0.1:{nobody}/v1/models/tiny"
-    far = f'backend = "remote"\nurl = "{url}"'
+    url = f"http://127.0.0.1:{nobody}/v1"
+    far = f'backend = "openai"\nurl = "{url}"'
     path = write_config(tmp_path, fake_discord, tiny_onnx, **{"models.far": far})
     async with running_bot(fake_discord, path, {"metrics.port": port}) as bot:
         w = fake_discord.world

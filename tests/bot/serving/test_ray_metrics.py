@@ -8,12 +8,13 @@ import aiohttp
 from prometheus_client.parser import text_string_to_metric_families
 
 from bot.generation.params import GenerationParams
-from tests.serving.conftest import Served
-from tests.serving.test_remote import remote
+from tests.bot.serving.conftest import Served
+from tests.bot.serving.test_openai_backend import remote
 
 
 async def scrape(port: int) -> dict[tuple[str, str], float]:
-    """(sample name, outcome or "") -> value, summed over the tags Ray adds, for model "tiny"."""
+    """(sample name, outcome or "") -> value, summed over the tags Ray adds, for model "tiny"
+    (completions: on the route /v1/completions)."""
     async with (
         aiohttp.ClientSession() as session,
         session.get(f"http://127.0.0.1:{port}/metrics") as response,
@@ -22,7 +23,10 @@ async def scrape(port: int) -> dict[tuple[str, str], float]:
     values: dict[tuple[str, str], float] = {}
     for family in text_string_to_metric_families(text):
         for sample in family.samples:
-            if sample.name.startswith("ray_charbot_") and sample.labels.get("model") == "tiny":
+            labels = sample.labels
+            if labels.get("route", "/v1/completions") != "/v1/completions":
+                continue
+            if sample.name.startswith("ray_charbot_") and labels.get("model") == "tiny":
                 key = (sample.name, sample.labels.get("outcome", ""))
                 values[key] = values.get(key, 0.0) + sample.value
     return values

@@ -1,13 +1,15 @@
-"""The remote backend against the real model server (Ray Serve on a local cluster)."""
+"""The bot's `openai` backend against the real model server (Ray Serve on a local cluster)."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import aiohttp
+import openai
 import pytest
 import ray
 
@@ -21,26 +23,28 @@ from bot.errors import (
     WorkerError,
 )
 from bot.generation.engine import Engine
-from bot.generation.params import GenerationLimits, GenerationParams
-from bot.serving.remote import RemoteBackend
-from tests.serving.conftest import TINY_ENGINE, Relay, Served
+from bot.generation.params import EngineConfig, GenerationLimits, GenerationParams
+from bot.serving.openai_backend import OpenAIBackend
+from tests.bot.serving.conftest import KEY, QUEUED, ROWS, Relay, Served
+
+TINY_ENGINE = EngineConfig(workers=1, max_batch=ROWS, max_queue=QUEUED)
 
 # The longest text allowed: seconds of work on the slow model.
 LONG = GenerationParams(max_length=GenerationLimits().max_length)
 
 
 @contextlib.asynccontextmanager
-async def remote(served: Served, model: str) -> AsyncIterator[RemoteBackend]:
-    backend = await RemoteBackend.start(model, served.url(model), timeout=30.0)
+async def remote(served: Served, model: str) -> AsyncIterator[OpenAIBackend]:
+    backend = await OpenAIBackend.start(model, served.v1, timeout=30.0, api_key=KEY)
     try:
         yield backend
     finally:
         await backend.close()
 
 
-async def stats(backend: RemoteBackend) -> dict[str, Any]:
-    data = await backend.refresh()
-    result: dict[str, Any] = data["stats"]
+async def stats(backend: OpenAIBackend) -> dict[str, Any]:
+    data = await backend.describe()
+    result: dict[str, Any] = data["charbot"]["stats"]
     return result
 
 
@@ -66,9 +70,10 @@ async def test_remote_text_is_the_local_engines(served: Served) -> None:
             assert backend.info.parameters == engine.info.parameters
             assert backend.info.details == engine.info.details
             assert backend.info.description == engine.info.description
-            assert backend.info.kind == "remote"
-            assert "CPUExecutionProvider" in backend.info.provider
-            assert "1 replica(s)" in backend.info.provider
+            assert backend.info.kind == "openai"
+            assert backend.info.provider == (
+                f"CPUExecutionProvider, 1 replica(s), model 'tiny' at {served.v1}"
+            )
             for params in (
                 GenerationParams(max_length=150, temperature=0.0),
                 GenerationParams(max_length=150, temperature=0.8, seed=11),
@@ -90,24 +95,7 @@ async def test_remote_text_is_the_local_engines(served: Served) -> None:
         await engine.close()
 
 
-async def test_32_concurrent_completions_share_batches(served: Served) -> None:
-    async with remote(served, "tiny") as backend:
-        before = await stats(backend)
-        prompts = [f"To be {i}" for i in range(32)]
-        results = await asyncio.gather(
-            *(
-                backend.complete(p, GenerationParams(max_length=800, seed=i))
-                for i, p in enumerate(prompts)
-            )
-        )
-        after = await stats(backend)
-    assert [r.prompt for r in results] == prompts
-    assert all(r.tokens == 800 for r in results)
-    assert after["requests_served"] - before["requests_served"] == 32  # each answered once
-    assert after["largest_batch"] > 1
-
-
-async def test_bad_requests_get_4xx_and_map_to_the_bots_errors(served: Served) -> None:
+async def test_bad_requests_map_to_the_bots_errors(served: Served) -> None:
     async with remote(served, "tiny") as backend:
         for params, prompt in (
             (GenerationParams(temperature=float("nan")), "To be"),
@@ -120,28 +108,9 @@ async def test_bad_requests_get_4xx_and_map_to_the_bots_errors(served: Served) -
             with pytest.raises(InvalidParamsError):
                 async for _ in backend.stream(prompt, params):
                     pass
-    async with aiohttp.ClientSession() as http:
-        for body, status, kind in (
-            ({"prompt": "a", "temperature": "hot"}, 400, "invalid_params"),
-            ({"prompt": "a", "max_length": 10**6}, 400, "invalid_params"),
-            ({"prompt": "a", "colour": "red"}, 400, "invalid_params"),
-            ({"max_length": 5}, 400, "invalid_params"),
-        ):
-            async with http.post(served.url("tiny") + "/complete", json=body) as response:
-                assert response.status == status
-                assert (await response.json())["error"]["type"] == kind
-        async with http.post(served.url("tiny") + "/stream", data=b"{not json") as response:
-            assert response.status == 400
-        async with http.post(served.url("nope") + "/complete", json={"prompt": "a"}) as response:
-            assert response.status == 404
-            assert (await response.json())["error"]["type"] == "unknown_model"
-        async with http.get(served.base + "/v1/models") as response:
-            names = [m["name"] for m in (await response.json())["models"]]
-            assert names == ["tiny", "slow"]
-        async with http.get(served.base + "/healthz") as response:
-            assert response.status == 200
     async with remote(served, "nope") as unknown:
-        assert unknown.unavailable is not None and "'nope'" in unknown.unavailable
+        assert unknown.unavailable is not None and "no model 'nope'" in unknown.unavailable
+        assert "it serves: tiny, slow" in unknown.unavailable
         with pytest.raises(UnknownModelError):
             await unknown.complete("a")
 
@@ -149,37 +118,42 @@ async def test_bad_requests_get_4xx_and_map_to_the_bots_errors(served: Served) -
 async def test_a_full_queue_is_429_and_cancelled_streams_free_their_rows(served: Served) -> None:
     async with remote(served, "slow") as backend:
         before = await stats(backend)
-        # The engine holds 2 rows and 1 waiting request: fill both rows, then the queue.
-        streams = [backend.stream("To be", LONG) for _ in range(2)]
+        # Fill the engine's rows with streams, then its queue.
+        streams = [backend.stream("To be", LONG) for _ in range(ROWS)]
         for stream in streams:
             await anext(stream)
-        queued = asyncio.create_task(backend.complete("Or not", LONG))
-        await eventually(lambda: _queued(backend), "a request waiting in the queue")
+        queued = [asyncio.create_task(backend.complete("Or not", LONG)) for _ in range(QUEUED)]
+        await eventually(lambda: _queued(backend), "the queue full")
         async with (
-            aiohttp.ClientSession() as http,
-            http.post(served.url("slow") + "/complete", json={"prompt": "a"}) as response,
+            aiohttp.ClientSession(headers=served.auth) as http,
+            http.post(served.v1 + "/completions", json={"model": "slow", "prompt": "a"}) as answer,
         ):
-            assert response.status == 429
-            assert response.headers["Retry-After"] == "1"
-            assert (await response.json())["error"]["type"] == "busy"
+            assert answer.status == 429
+            assert answer.headers["Retry-After"] == "1"
+            assert (await answer.json())["error"]["type"] == "rate_limit_error"
+        # The official client's exception for it (it would retry by itself: not here).
+        async with openai.AsyncOpenAI(base_url=served.v1, api_key=KEY, max_retries=0) as client:
+            with pytest.raises(openai.RateLimitError):
+                await client.completions.create(model="slow", prompt="a")
+        # The backend waits the Retry-After once, then says the model is busy.
         with pytest.raises(EngineBusyError):
             await backend.complete("a")
         # The client goes away: each row is freed at the engine's next step, not finished.
         for stream in streams:
             await stream.aclose()  # type: ignore[attr-defined]
-        queued.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await queued
+        for task in queued:
+            task.cancel()
+        await asyncio.gather(*queued, return_exceptions=True)
         after = await eventually(lambda: _idle(backend), "the engine emptied", timeout=20)
-    assert after["requests_failed"] - before["requests_failed"] == 3
+    assert after["requests_failed"] - before["requests_failed"] == ROWS + QUEUED
     assert after["requests_served"] == before["requests_served"]
 
 
-async def _queued(backend: RemoteBackend) -> bool:
-    return bool((await stats(backend))["queue_depth"] == 1)
+async def _queued(backend: OpenAIBackend) -> bool:
+    return bool((await stats(backend))["queue_depth"] == QUEUED)
 
 
-async def _idle(backend: RemoteBackend) -> dict[str, Any] | None:
+async def _idle(backend: OpenAIBackend) -> dict[str, Any] | None:
     s = await stats(backend)
     return s if s["active_requests"] == 0 and s["queue_depth"] == 0 else None
 
@@ -189,7 +163,7 @@ async def test_a_replica_killed_mid_stream(served: Served) -> None:
         await eventually(lambda: _idle(backend), "the engine idle", timeout=20)
         stream = backend.stream("To be", LONG)
         await anext(stream)
-        victim = (await backend.refresh())["replica"]
+        victim = (await backend.describe())["charbot"]["replica"]
         ray.kill(ray.get_actor(victim, namespace="serve"), no_restart=True)
         with pytest.raises(WorkerError, match="model server"):
             async for _ in stream:
@@ -199,14 +173,14 @@ async def test_a_replica_killed_mid_stream(served: Served) -> None:
             lambda: backend.complete("To be", GenerationParams(max_length=5)), "a new replica"
         )
         assert done.tokens == 5
-        assert (await backend.refresh())["replica"] != victim
+        assert (await backend.describe())["charbot"]["replica"] != victim
 
 
 async def test_a_dropped_connection_is_tried_once_more(served: Served) -> None:
     relay = Relay(served.port)
     await relay.start()
-    url = f"http://127.0.0.1:{relay.port}/v1/models/tiny"
-    backend = await RemoteBackend.start("tiny", url, timeout=30.0)
+    url = f"http://127.0.0.1:{relay.port}/v1"
+    backend = await OpenAIBackend.start("tiny", url, timeout=30.0, api_key=KEY)
     try:
         params = GenerationParams(max_length=20)
         await relay.drop(1)  # the first try fails before any text: the second one answers
@@ -233,3 +207,26 @@ async def test_a_timeout_cancels_the_request_on_the_server(served: Served) -> No
         after = await eventually(lambda: _idle(backend), "the request dropped", timeout=20)
     assert after["requests_failed"] - before["requests_failed"] == 1
     assert after["requests_served"] == before["requests_served"]
+
+
+async def test_a_password_in_the_url_is_masked_everywhere(
+    served: Served, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Basic auth in front of a server is a natural setup: its password must not reach a
+    message, /model show or a log line (issue 25, item 2)."""
+    caplog.set_level(logging.DEBUG)
+    relay = Relay(served.port)  # not started: connection refused
+    url = f"http://admin:hunter2@127.0.0.1:{relay.port}/v1"
+    backend = await OpenAIBackend.start("far", url, timeout=5.0)
+    try:
+        masked = f"http://admin:***@127.0.0.1:{relay.port}/v1"
+        assert backend.unavailable is not None and masked in backend.unavailable
+        assert masked in backend.info.provider
+        with pytest.raises(ModelUnavailableError) as caught:
+            await backend.complete("To be")
+        assert masked in str(caught.value)
+    finally:
+        await backend.close()
+    logged = "\n".join(r.getMessage() for r in caplog.records)
+    assert masked in logged
+    assert "hunter2" not in logged + str(caught.value) + backend.info.provider

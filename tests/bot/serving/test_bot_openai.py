@@ -1,16 +1,19 @@
-"""The bot on a remote model, through the fake Discord: the model server goes away and comes
-back; the bot answers one sentence meanwhile, stays up, and recovers by itself."""
+"""The bot on a model of `python -m bot serve` (backend "openai"), through the fake Discord: it
+answers; the model server goes away and comes back; the bot answers one sentence meanwhile,
+stays up, and recovers by itself."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from pathlib import Path
 
+import pytest
+
 from bot.discord.app import CharBot
 from bot.errors import CharbotError
 from bot.testing import FakeDiscord, running_bot
 from tests.bot.e2e.conftest import write_config
-from tests.serving.conftest import Relay, Served
+from tests.bot.serving.conftest import Relay, Served
 
 
 def available(bot: CharBot, name: str) -> bool:
@@ -21,14 +24,22 @@ def available(bot: CharBot, name: str) -> bool:
     return True
 
 
+KEY_ENV = "CHARBOT_TEST_SERVE_KEY"
+
+
 async def test_the_bot_rides_out_a_stopped_model_server(
-    served: Served, fake_discord: FakeDiscord, tmp_path: Path, tiny_onnx: Path
+    served: Served,
+    fake_discord: FakeDiscord,
+    tmp_path: Path,
+    tiny_onnx: Path,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     relay = Relay(served.port)
     await relay.start()
-    url = f"http://127.0.0.1:{relay.port}/v1/models/tiny"
-    far = f'backend = "remote"\nurl = "{url}"'
+    url = f"http://127.0.0.1:{relay.port}/v1"
+    far = f'backend = "openai"\nurl = "{url}"\nmodel = "tiny"\napi_key_env = "{KEY_ENV}"'
     path = write_config(tmp_path, fake_discord, tiny_onnx, **{"models.far": far})
+    monkeypatch.setenv(KEY_ENV, served.key)
     w = fake_discord.world
     channel = w.random.id
 
@@ -46,7 +57,7 @@ async def test_the_bot_rides_out_a_stopped_model_server(
         await say("model use", {"name": "far"})
         assert (await say("complete", {"prompt": "To be"})).startswith("**To be**")
         shown = await say("model show")
-        assert "CPUExecutionProvider, 1 replica(s) at " + url in shown
+        assert f"CPUExecutionProvider, 1 replica(s), model 'tiny' at {url}" in shown
         assert "24,096 parameters" in shown
 
         await relay.stop()
