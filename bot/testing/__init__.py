@@ -30,8 +30,11 @@ from bot.testing.client import (
 )
 from bot.testing.fakediscord import (
     EPHEMERAL,
+    HISTORY_START,
     INVALID_SHARD,
     SHARDING_REQUIRED,
+    AppFlag,
+    ChannelType,
     CommandNotPermitted,
     CommandNotRegistered,
     FakeChannel,
@@ -56,14 +59,18 @@ from bot.testing.fakediscord import (
     World,
     buttons_of,
     default_world,
+    seed_history,
     shard_of,
 )
 
 __all__ = [
     "CLIENT_KWARGS",
     "EPHEMERAL",
+    "HISTORY_START",
     "INVALID_SHARD",
     "SHARDING_REQUIRED",
+    "AppFlag",
+    "ChannelType",
     "ClientTimeouts",
     "CommandNotPermitted",
     "CommandNotRegistered",
@@ -93,5 +100,6 @@ __all__ = [
     "discord_pointed_at",
     "running_bot",
     "running_client",
+    "seed_history",
     "shard_of",
 ]

@@ -24,6 +24,16 @@ make a double click); ``invoke_message_command(name, message_id)`` runs a messag
 command. The bot's components are validated as Discord does, and it may answer a press with
 UPDATE_MESSAGE or a deferred update (``Reply.kind == "update"``, then ``"edit"``).
 
+History (see ``history.py``): ``seed_message(channel_id, author, text, at=...)`` stores a past
+message without any event, and ``seed_history(server, channel_id, count, authors=...)`` a few
+hundred of them of every kind; ``GET /channels/{id}/messages`` pages as Discord does (newest
+first; ``after`` gives the oldest ``limit`` after the id, ``before`` the newest before it).
+``server.privileged_intents`` are those enabled in the portal: ``GET /applications/@me`` reports
+them in ``flags`` (``AppFlag``), and without MESSAGE_CONTENT REST blanks other people's message
+content. ``guild.add_channel`` and ``guild.add_thread`` make forums, announcement channels and
+threads (``GET /guilds/{id}/threads/active``, ``GET /channels/{id}/threads/archived/public``).
+``fail_next(..., skip=2)`` makes the third matching request fail (a 429 on a page).
+
 Typical use (``bot.testing`` re-exports all of this, with the client helpers)::
 
     async def test_temperature(fake_discord: FakeDiscord) -> None:
@@ -45,6 +55,7 @@ from .commands import (
 )
 from .components import buttons_of
 from .gateway import INVALID_SHARD, SHARDING_REQUIRED, Identify
+from .history import HISTORY_START, seed_history
 from .records import (
     EPHEMERAL,
     Fault,
@@ -57,6 +68,8 @@ from .records import (
 )
 from .server import FakeDiscord
 from .world import (
+    AppFlag,
+    ChannelType,
     FakeChannel,
     FakeGuild,
     FakeMember,
@@ -71,8 +84,11 @@ from .world import (
 
 __all__ = [
     "EPHEMERAL",
+    "HISTORY_START",
     "INVALID_SHARD",
     "SHARDING_REQUIRED",
+    "AppFlag",
+    "ChannelType",
     "CommandNotPermitted",
     "CommandNotRegistered",
     "FakeChannel",
@@ -97,5 +113,6 @@ __all__ = [
     "World",
     "buttons_of",
     "default_world",
+    "seed_history",
     "shard_of",
 ]

@@ -129,6 +129,7 @@ def message_payload(
     referenced: RecordedMessage | None = None,
     flags: int = 0,
     type_: int | None = None,
+    timestamp: str | None = None,
 ) -> JSON:
     data: JSON = {
         "id": str(message_id),
@@ -136,7 +137,7 @@ def message_payload(
         "guild_id": str(guild.id),
         "author": author.payload(),
         "content": body.get("content") or "",
-        "timestamp": iso_now(),
+        "timestamp": timestamp or iso_now(),
         "edited_timestamp": None,
         "tts": bool(body.get("tts", False)),
         "mention_everyone": mention_everyone,
@@ -196,12 +197,21 @@ def gateway_view(message: JSON, *, guild: FakeGuild) -> JSON:
 
 
 def gate_content(intents: int, message: JSON, *, bot_id: int) -> JSON:
-    """Strip content unless the bot has MESSAGE_CONTENT, wrote it, or is mentioned in it."""
-    if intents & Intent.MESSAGE_CONTENT or int(message["author"]["id"]) == bot_id:
+    """Strip content unless the bot has MESSAGE_CONTENT, wrote it, or is mentioned in it.
+
+    The gateway gates by the session's intents; REST by the intent enabled for the application
+    (the message a reply quotes is gated on its own).
+    """
+    if intents & Intent.MESSAGE_CONTENT:
         return message
-    if any(int(m["id"]) == bot_id for m in message.get("mentions", [])):
-        return message
-    stripped = dict(message)
-    stripped.update(content="", embeds=[], attachments=[], components=[])
-    stripped.pop("poll", None)
-    return stripped
+    gated = dict(message)
+    referenced = message.get("referenced_message")
+    if referenced:
+        gated["referenced_message"] = gate_content(intents, referenced, bot_id=bot_id)
+    if int(message["author"]["id"]) == bot_id or any(
+        int(m["id"]) == bot_id for m in message.get("mentions", [])
+    ):
+        return gated
+    gated.update(content="", embeds=[], attachments=[], components=[])
+    gated.pop("poll", None)
+    return gated

@@ -63,7 +63,8 @@ class RecordedRequest:
 
 @dataclass
 class Fault:
-    """One injected failure; ``remaining`` counts down, ``hits`` counts matches."""
+    """One injected failure; ``remaining`` counts down, ``hits`` counts matches; the first
+    ``skip`` matching requests go through untouched (a 429 on the third page: ``skip=2``)."""
 
     method: str
     pattern: str | re.Pattern[str]
@@ -75,6 +76,7 @@ class Fault:
     code: int = 0
     message: str | None = None
     hits: int = 0
+    skip: int = 0
 
     def matches(self, method: str, path: str) -> bool:
         if self.remaining <= 0 or self.method not in ("*", method):

@@ -7,6 +7,7 @@ routing, with the headers discord.py needs to treat a 429 as retryable (``Via``)
 
 from __future__ import annotations
 
+import datetime
 import json
 import logging
 import re
@@ -38,7 +39,7 @@ from .records import (
     RecordedRequest,
 )
 from .wire import JSON, Body, Call, error_reply, form_error, json_reply, no_content, read_body
-from .world import FakeGuild, FakeUser, Intent, Perm
+from .world import ChannelType, FakeChannel, FakeGuild, FakeUser, Intent, Perm, application_flags
 
 if TYPE_CHECKING:
     from .server import FakeDiscord
@@ -96,6 +97,8 @@ class RestApi:
         r("GET", "/guilds/{guild_id}/roles", self.get_guild_roles)
         r("GET", "/guilds/{guild_id}/members", self.list_members)
         r("GET", "/guilds/{guild_id}/members/{user_id}", self.get_member)
+        r("GET", "/guilds/{guild_id}/threads/active", self.active_threads)
+        r("GET", "/channels/{channel_id}/threads/archived/public", self.archived_public_threads)
         r("GET", "/channels/{channel_id}", self.get_channel)
         r("GET", "/channels/{channel_id}/messages", self.list_messages)
         r("POST", "/channels/{channel_id}/messages", self.create_message)
@@ -138,6 +141,9 @@ class RestApi:
             files=[f.filename for f in body.files],
         )
         fault = next((f for f in self.s.faults if f.matches(request.method, path)), None)
+        if fault is not None and fault.skip > 0:
+            fault.skip -= 1  # this one goes through: the fault is for a later request
+            fault = None
         if fault is not None:
             fault.remaining -= 1
             fault.hits += 1
@@ -290,8 +296,12 @@ class RestApi:
         extra: JSON | None = None,
         interaction_id: int | None = None,
         extra_mentions: Iterable[int] = (),
+        message_id: int | None = None,
+        timestamp: str | None = None,
     ) -> RecordedMessage:
-        """Store a new message; ``body`` is the create request (bot) or the test's content."""
+        """Store a new message; ``body`` is the create request (bot) or the test's content.
+
+        ``message_id`` and ``timestamp`` place a seeded message in the past (the id's time)."""
         world = self.s.world
         guild = self.channel_guild(channel_id)
         files = call_body.files if call_body else []
@@ -303,7 +313,7 @@ class RestApi:
             replied_user=replied,
         )
         pings |= frozenset(extra_mentions)
-        message_id = self.s.snowflakes.next()
+        message_id = message_id or self.s.snowflakes.next()
         payload = message_payload(
             message_id=message_id,
             channel_id=channel_id,
@@ -318,6 +328,7 @@ class RestApi:
             referenced=referenced,
             flags=flags,
             type_=type_,
+            timestamp=timestamp,
         )
         payload.update(extra or {})
         message = RecordedMessage(
@@ -360,7 +371,8 @@ class RestApi:
                 "bot_public": True,
                 "bot_require_code_grant": False,
                 "verify_key": "0" * 64,
-                "flags": 0,
+                # The privileged intents enabled "in the portal" (server.privileged_intents).
+                "flags": application_flags(self.s.gateway.privileged_intents),
                 "owner": world.owner.payload(),
                 "team": None,
                 "bot": world.bot.payload(),
@@ -480,12 +492,14 @@ class RestApi:
     async def list_members(self, call: Call) -> web.Response:
         if (error := self._guild_or_error(call)) is not None:
             return error
-        if not self.s.gateway.live_sessions() or not all(
-            s.has(Intent.GUILD_MEMBERS) for s in self.s.gateway.live_sessions()
-        ):
-            return error_reply(403, 50001, "Missing Access")  # needs the members intent
+        if not self.s.gateway.privileged_intents & Intent.GUILD_MEMBERS:
+            return error_reply(403, 50001, "Missing Access")  # needs the Server Members intent
         limit = int(call.query.get("limit", "1"))
-        return json_reply([m.payload() for m in self._guild(call).members[:limit]])
+        if not 1 <= limit <= 1000:
+            return form_error("limit", "NUMBER_TYPE_MAX", "int value should be from 1 to 1000.")
+        after = int(call.query.get("after", "0"))
+        members = sorted(self._guild(call).members, key=lambda m: m.user.id)
+        return json_reply([m.payload() for m in members if m.user.id > after][:limit])
 
     async def get_member(self, call: Call) -> web.Response:
         if (error := self._guild_or_error(call)) is not None:
@@ -505,28 +519,121 @@ class RestApi:
         assert channel is not None
         return json_reply(guild.channel_payload(channel))
 
-    async def list_messages(self, call: Call) -> web.Response:
+    def _readable(self, call: Call) -> web.Response | None:
+        """Reading messages needs Read Message History; a forum or category has none."""
         if (error := self._channel_or_error(call)) is not None:
             return error
         channel_id = call.int("channel_id")
-        found = [
-            m
-            for m in reversed(self.s.messages.values())
-            if m.channel_id == channel_id and not m.deleted and not m.ephemeral
-        ]
-        if "before" in call.query:
-            found = [m for m in found if m.id < int(call.query["before"])]
+        guild = self.channel_guild(channel_id)
+        if not guild.channel_permissions(self.s.world.bot.id, channel_id) & (
+            Perm.READ_MESSAGE_HISTORY
+        ):
+            return error_reply(403, 50001, "Missing Access")
+        channel = guild.channel(channel_id)
+        if channel is not None and channel.type in (ChannelType.FORUM, ChannelType.CATEGORY):
+            return error_reply(400, 50024, "Cannot execute action on this channel type")
+        return None
+
+    def rest_view(self, message: RecordedMessage) -> JSON:
+        """A message as REST returns it: content blanked, as Discord does, unless the
+        application has the Message Content intent (the bot's own messages and those mentioning
+        it keep theirs)."""
+        return gate_content(
+            self.s.gateway.privileged_intents, message.payload, bot_id=self.s.world.bot.id
+        )
+
+    async def list_messages(self, call: Call) -> web.Response:
+        """Discord's paging: newest first always; ``before`` (or nothing) gives the newest
+        ``limit`` before the id, ``after`` the oldest ``limit`` after it (still newest first),
+        ``around`` half each side."""
+        if (error := self._readable(call)) is not None:
+            return error
+        try:
+            limit = int(call.query.get("limit", "50"))
+        except ValueError:
+            return form_error("limit", "NUMBER_TYPE_COERCE", "Value is not int.")
+        if not 1 <= limit <= 100:
+            return form_error("limit", "NUMBER_TYPE_MAX", "int value should be from 1 to 100.")
+        channel_id = call.int("channel_id")
+        found = sorted(
+            (
+                m
+                for m in self.s.messages.values()
+                if m.channel_id == channel_id and not m.deleted and not m.ephemeral
+            ),
+            key=lambda m: m.id,
+        )
         if "after" in call.query:
-            found = [m for m in found if m.id > int(call.query["after"])]
-        limit = int(call.query.get("limit", "50"))
-        return json_reply([m.payload for m in found[:limit]])
+            after = int(call.query["after"])
+            page = [m for m in found if m.id > after][:limit]
+        elif "around" in call.query:
+            around = int(call.query["around"])
+            older = [m for m in found if m.id < around][-(limit // 2) :] if limit > 1 else []
+            rest = [m for m in found if m.id >= around]
+            page = older + rest[: limit - len(older)]
+        else:
+            before = int(call.query.get("before", str(1 << 63)))
+            page = [m for m in found if m.id < before][-limit:]
+        return json_reply([self.rest_view(m) for m in reversed(page)])
 
     async def get_message(self, call: Call) -> web.Response:
-        if (error := self._channel_or_error(call)) is not None:
+        if (error := self._readable(call)) is not None:
             return error
         message = self._message_in(call)
-        return (
-            json_reply(message.payload) if message else error_reply(404, 10008, "Unknown Message")
+        if message is None:
+            return error_reply(404, 10008, "Unknown Message")
+        return json_reply(self.rest_view(message))
+
+    # -- threads --------------------------------------------------------------------------
+
+    def _visible_thread(self, guild: FakeGuild, thread: FakeChannel) -> bool:
+        return bool(guild.channel_permissions(self.s.world.bot.id, thread.id) & Perm.VIEW_CHANNEL)
+
+    async def active_threads(self, call: Call) -> web.Response:
+        """Every unarchived thread of the guild the bot can see, a forum's posts included."""
+        if (error := self._guild_or_error(call)) is not None:
+            return error
+        guild = self._guild(call)
+        threads = [
+            guild.channel_payload(t)
+            for t in guild.threads
+            if not t.archived and self._visible_thread(guild, t)
+        ]
+        return json_reply({"threads": threads, "members": []})
+
+    async def archived_public_threads(self, call: Call) -> web.Response:
+        """The channel's archived public threads, latest archived first, ``before`` an ISO8601
+        archive timestamp; ``has_more`` says another page exists."""
+        if (error := self._channel_or_error(call)) is not None:
+            return error
+        channel_id = call.int("channel_id")
+        guild = self.channel_guild(channel_id)
+        if not guild.channel_permissions(self.s.world.bot.id, channel_id) & (
+            Perm.READ_MESSAGE_HISTORY
+        ):
+            return error_reply(403, 50001, "Missing Access")
+        limit = int(call.query.get("limit", "50"))
+        if not 2 <= limit <= 100:
+            return form_error("limit", "NUMBER_TYPE_MAX", "int value should be from 2 to 100.")
+        archived = sorted(
+            (
+                t
+                for t in guild.threads
+                if t.parent_id == channel_id and t.archived and t.type != ChannelType.PRIVATE_THREAD
+            ),
+            key=lambda t: (_iso_time(t.archive_timestamp), t.id),
+            reverse=True,
+        )
+        if "before" in call.query:
+            before = _iso_time(call.query["before"])
+            archived = [t for t in archived if _iso_time(t.archive_timestamp) < before]
+        page = archived[:limit]
+        return json_reply(
+            {
+                "threads": [guild.channel_payload(t) for t in page],
+                "members": [],
+                "has_more": len(archived) > limit,
+            }
         )
 
     async def create_message(self, call: Call) -> web.Response:
@@ -625,3 +732,7 @@ class RestApi:
             return error_reply(404, 10008, "Unknown Message")
         self.s.reactions.append((action, message.id, call.params["emoji"]))
         return no_content()
+
+
+def _iso_time(text: str) -> datetime.datetime:
+    return datetime.datetime.fromisoformat(text)

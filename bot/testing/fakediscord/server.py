@@ -8,6 +8,7 @@ from the records (``sent_messages``, ``interaction_responses``, ``requests``...)
 from __future__ import annotations
 
 import asyncio
+import datetime
 import logging
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -37,7 +38,7 @@ from .records import (
 )
 from .rest import API_PREFIX, RestApi
 from .wire import JSON, Snowflakes, error_reply
-from .world import FakeUser, Intent, Perm, World, default_world
+from .world import FakeUser, Intent, Perm, World, application_flags, default_world
 
 log = logging.getLogger(__name__)
 
@@ -161,6 +162,22 @@ class FakeDiscord:
         """Sent in READY; a separate path so tests can see the client resumed there."""
         return f"ws://{self.host}:{self.port}/gateway/resume"
 
+    @property
+    def privileged_intents(self) -> int:
+        """The privileged intents "enabled in the developer portal": what the gateway lets a
+        bot ask for, what ``GET /applications/@me`` reports in ``flags``, and whether REST
+        blanks other people's message content (no MESSAGE_CONTENT) or refuses to list members
+        (no GUILD_MEMBERS). Set it between tests' steps to switch an intent off or on."""
+        return self.gateway.privileged_intents
+
+    @privileged_intents.setter
+    def privileged_intents(self, value: int) -> None:
+        self.gateway.privileged_intents = value
+
+    @property
+    def application_flags(self) -> int:
+        return application_flags(self.gateway.privileged_intents)
+
     # -- records --------------------------------------------------------------------------
 
     @property
@@ -249,13 +266,15 @@ class FakeDiscord:
         code: int = 0,
         message: str | None = None,
         is_global: bool = False,
+        skip: int = 0,
     ) -> Fault:
         """Answer the next ``count`` matching requests with ``status`` instead of routing them.
 
         ``path_pattern`` is a glob over the path after the API base (``"/channels/*/messages"``,
         ``"/webhooks/*/messages/@original"``) or a compiled regex (``re.search``). For an expired
         interaction token use ``status=404, code=10015, message="Unknown Webhook"``; note that
-        discord.py retries 5xx answers itself (after 1 s, 3 s, ...).
+        discord.py retries 5xx answers itself (after 1 s, 3 s, ...). ``skip`` lets that many
+        matching requests through first (``skip=2``: the third page of a history fails).
         """
         fault = Fault(
             method=method.upper(),
@@ -267,6 +286,7 @@ class FakeDiscord:
             is_global=is_global,
             code=code,
             message=message,
+            skip=skip,
         )
         self.faults.append(fault)
         return fault
@@ -484,6 +504,50 @@ class FakeDiscord:
         await self.rest.broadcast_message("MESSAGE_CREATE", message)
         self.signal.notify()
         return message.id
+
+    def seed_message(
+        self,
+        channel_id: int,
+        author: FakeUser,
+        content: str = "",
+        *,
+        at: datetime.datetime,
+        type_: int | None = None,
+        mentions: Iterable[FakeUser] = (),
+        reply_to: int | None = None,
+        attachments: Iterable[str] = (),
+        embeds: Iterable[JSON] = (),
+    ) -> RecordedMessage:
+        """A message from the channel's past (sent ``at``), stored without any event: history
+        the bot finds only through REST. Seed in time order; ``attachments`` are file names."""
+        referenced = self.messages.get(reply_to) if reply_to is not None else None
+        if reply_to is not None and referenced is None:
+            raise InvocationError(f"no message {reply_to} to reply to")
+        message_id = self.snowflakes.at(at)
+        files = [
+            {
+                "id": str(self.snowflakes.at(at)),
+                "filename": name,
+                "size": 1024,
+                "url": f"https://cdn.invalid/attachments/{channel_id}/{message_id}/{name}",
+                "proxy_url": f"https://media.invalid/attachments/{channel_id}/{message_id}/{name}",
+            }
+            for name in attachments
+        ]
+        body: JSON = {"content": content, "embeds": list(embeds)}
+        return self.rest.new_message(
+            channel_id=channel_id,
+            author=author,
+            body=body,
+            call_body=None,
+            via="user",
+            type_=type_,
+            referenced=referenced,
+            extra={"attachments": files},
+            extra_mentions=[u.id for u in mentions],
+            message_id=message_id,
+            timestamp=at.isoformat(),
+        )
 
     async def wait_for_message(
         self,

@@ -39,6 +39,17 @@ class Snowflakes:
         self._last = max(candidate, self._last + 1)
         return self._last
 
+    def at(self, when: datetime.datetime) -> int:
+        """An id from the past (seeded history): worker 2, so it never equals a live id."""
+        ms = int(when.timestamp() * 1000) - DISCORD_EPOCH_MS
+        return (ms << 22) | (2 << 17) | (next(self._counter) & 0xFFF)
+
+
+def snowflake_time(snowflake: int) -> datetime.datetime:
+    """When an id was made, as Discord reads it."""
+    ms = (snowflake >> 22) + DISCORD_EPOCH_MS
+    return datetime.datetime.fromtimestamp(ms / 1000, datetime.UTC)
+
 
 def iso_now() -> str:
     return datetime.datetime.now(datetime.UTC).isoformat()

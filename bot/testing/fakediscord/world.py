@@ -60,6 +60,44 @@ class Intent:
     PRIVILEGED = GUILD_MEMBERS | GUILD_PRESENCES | MESSAGE_CONTENT
 
 
+class ChannelType:
+    """Channel type numbers (https://discord.com/developers/docs/resources/channel)."""
+
+    TEXT = 0
+    CATEGORY = 4
+    ANNOUNCEMENT = 5
+    ANNOUNCEMENT_THREAD = 10
+    PUBLIC_THREAD = 11
+    PRIVATE_THREAD = 12
+    FORUM = 15
+    THREADS = frozenset({ANNOUNCEMENT_THREAD, PUBLIC_THREAD, PRIVATE_THREAD})
+
+
+class AppFlag:
+    """Application flags (``GET /applications/@me`` ``flags``) that mirror the privileged
+    intents enabled in the developer portal; a bot in fewer than 100 guilds gets the
+    ``_LIMITED`` ones."""
+
+    GATEWAY_PRESENCE = 1 << 12
+    GATEWAY_PRESENCE_LIMITED = 1 << 13
+    GATEWAY_GUILD_MEMBERS = 1 << 14
+    GATEWAY_GUILD_MEMBERS_LIMITED = 1 << 15
+    GATEWAY_MESSAGE_CONTENT = 1 << 18
+    GATEWAY_MESSAGE_CONTENT_LIMITED = 1 << 19
+
+
+def application_flags(privileged_intents: int) -> int:
+    """The ``_LIMITED`` flag of each privileged intent enabled in the portal."""
+    flags = 0
+    if privileged_intents & Intent.GUILD_PRESENCES:
+        flags |= AppFlag.GATEWAY_PRESENCE_LIMITED
+    if privileged_intents & Intent.GUILD_MEMBERS:
+        flags |= AppFlag.GATEWAY_GUILD_MEMBERS_LIMITED
+    if privileged_intents & Intent.MESSAGE_CONTENT:
+        flags |= AppFlag.GATEWAY_MESSAGE_CONTENT_LIMITED
+    return flags
+
+
 JOINED_AT = "2024-01-01T00:00:00+00:00"
 
 
@@ -147,17 +185,28 @@ class FakeMember:
 
 @dataclass
 class FakeChannel:
+    """A guild channel, or a thread (``parent_id`` set, ``type`` in ``ChannelType.THREADS``;
+    a forum's posts are public threads). Threads take their parent's permissions."""
+
     id: int
     name: str
     position: int = 0
-    type: int = 0  # GUILD_TEXT
+    type: int = ChannelType.TEXT
     topic: str | None = None
     # target id (role or member) -> (allow, deny); mutate before the bot connects.
     overwrites: dict[int, tuple[int, int]] = field(default_factory=dict)
+    parent_id: int | None = None  # a category for channels, the channel for threads
+    owner_id: int | None = None  # threads: who started it
+    archived: bool = False  # threads
+    archive_timestamp: str = JOINED_AT  # threads: when it was archived (or last unarchived)
 
     @property
     def mention(self) -> str:
         return f"<#{self.id}>"
+
+    @property
+    def is_thread(self) -> bool:
+        return self.type in ChannelType.THREADS
 
 
 @dataclass
@@ -168,6 +217,7 @@ class FakeGuild:
     roles: list[FakeRole]
     members: list[FakeMember]
     channels: list[FakeChannel]
+    threads: list[FakeChannel] = field(default_factory=list)  # active and archived
 
     def member(self, user_id: int) -> FakeMember | None:
         return next((m for m in self.members if m.user.id == user_id), None)
@@ -176,7 +226,56 @@ class FakeGuild:
         return next((r for r in self.roles if r.id == role_id), None)
 
     def channel(self, channel_id: int) -> FakeChannel | None:
-        return next((c for c in self.channels if c.id == channel_id), None)
+        """A channel or a thread of this guild."""
+        found = next((c for c in self.channels if c.id == channel_id), None)
+        return found or next((t for t in self.threads if t.id == channel_id), None)
+
+    def add_channel(
+        self,
+        channel_id: int,
+        name: str,
+        *,
+        type_: int = ChannelType.TEXT,
+        topic: str | None = None,
+        parent_id: int | None = None,
+    ) -> FakeChannel:
+        """A new channel (a category, text, announcement or forum channel); before the bot
+        connects, or it will not know of it."""
+        position = sum(1 for c in self.channels if c.type == type_)
+        channel = FakeChannel(
+            channel_id, name, position=position, type=type_, topic=topic, parent_id=parent_id
+        )
+        self.channels.append(channel)
+        return channel
+
+    def add_thread(
+        self,
+        thread_id: int,
+        parent: FakeChannel,
+        name: str,
+        *,
+        owner: FakeUser,
+        archived: bool = False,
+        archive_timestamp: str = JOINED_AT,
+    ) -> FakeChannel:
+        """A public thread of ``parent`` (an announcement thread under an announcement channel;
+        a post under a forum)."""
+        kind = (
+            ChannelType.ANNOUNCEMENT_THREAD
+            if parent.type == ChannelType.ANNOUNCEMENT
+            else ChannelType.PUBLIC_THREAD
+        )
+        thread = FakeChannel(
+            thread_id,
+            name,
+            type=kind,
+            parent_id=parent.id,
+            owner_id=owner.id,
+            archived=archived,
+            archive_timestamp=archive_timestamp,
+        )
+        self.threads.append(thread)
+        return thread
 
     def base_permissions(self, user_id: int) -> int:
         """Guild-level permissions: @everyone plus the member's roles; owner/admin get all."""
@@ -198,6 +297,8 @@ class FakeGuild:
         perms = self.base_permissions(user_id)
         member = self.member(user_id)
         channel = self.channel(channel_id)
+        if channel is not None and channel.is_thread and channel.parent_id is not None:
+            channel = self.channel(channel.parent_id)
         if member is None or channel is None or perms == Perm.ALL:
             return perms
 
@@ -225,7 +326,7 @@ class FakeGuild:
             "position": channel.position,
             "topic": channel.topic,
             "nsfw": False,
-            "parent_id": None,
+            "parent_id": str(channel.parent_id) if channel.parent_id is not None else None,
             "last_message_id": None,
             "rate_limit_per_user": 0,
             "flags": 0,
@@ -239,6 +340,21 @@ class FakeGuild:
                 for target, (allow, deny) in channel.overwrites.items()
             ],
         }
+        if channel.is_thread:
+            for key in ("position", "topic", "permission_overwrites"):
+                data.pop(key)
+            data["owner_id"] = str(channel.owner_id)
+            data["message_count"] = data["member_count"] = 0
+            data["thread_metadata"] = {
+                "archived": channel.archived,
+                "auto_archive_duration": 1440,
+                "archive_timestamp": channel.archive_timestamp,
+                "locked": False,
+                "create_timestamp": JOINED_AT,
+            }
+        elif channel.type == ChannelType.FORUM:
+            data.update(available_tags=[], default_reaction_emoji=None, default_sort_order=None)
+            data.update(default_forum_layout=0, default_thread_rate_limit_per_user=0)
         if for_user is not None:
             # Interaction payloads carry the invoking user's computed permissions.
             data["permissions"] = str(self.channel_permissions(for_user, channel.id))
@@ -279,7 +395,7 @@ class FakeGuild:
             "member_count": len(self.members),
             "members": [m.payload() for m in members],
             "channels": [self.channel_payload(c) for c in self.channels],
-            "threads": [],
+            "threads": [self.channel_payload(t) for t in self.threads if not t.archived],
             "presences": [],
             "voice_states": [],
             "stage_instances": [],
