@@ -227,6 +227,12 @@ def _add_train_options(parser: argparse.ArgumentParser) -> None:
         action=argparse.BooleanOptionalAction,
     )
     option("--drop-urls", "Discord exports: leave URLs out", action=argparse.BooleanOptionalAction)
+    option(
+        "--exclude-authors",
+        "Discord exports: leave out the messages and names of the user ids in this file, one a "
+        "line (`python -m bot privacy list` prints the members who opted out)",
+        metavar="FILE",
+    )
     option("--level", "tokens are characters or words", choices=LEVELS)
     option("--max-vocab", "word level: vocabulary size, <unk> included", type=int)
     option("--val-fraction", "validation is this last fraction of each corpus", type=float)
@@ -271,6 +277,9 @@ def train_config(args: argparse.Namespace) -> TrainConfig:
         for f in fields(TrainConfig)
         if getattr(args, f.name, None) is not None
     }
+    if "exclude_authors" in given:
+        # Kept in the run as an absolute path, so that --resume finds it from anywhere.
+        given["exclude_authors"] = str(Path(given["exclude_authors"]).resolve())
     if "max_minutes" in given and "max_steps" not in given:
         given["max_steps"] = None  # the time budget alone bounds the run
     base = DEFAULTS

@@ -45,6 +45,9 @@ class TrainConfig:
     corpus_format: str = "auto"  # "auto", "text" or "discord" (DiscordChatExporter JSON)
     authors: bool = True  # Discord exports: "author: content" lines, else the content alone
     drop_urls: bool = False  # Discord exports: leave URLs out of the text
+    # Discord exports: a file of user ids (one a line) whose messages and names are left out;
+    # the run keeps the file's path, never the ids.
+    exclude_authors: str | None = None
     level: str = "char"  # "char" or "word"
     max_vocab: int = 10_000  # word level: the most frequent tokens kept, the rest map to <unk>
     val_fraction: float = 0.1  # validation is the last fraction of each corpus

@@ -92,6 +92,7 @@ def read_corpora(
         raise CorpusError("no corpus file was given")
     files, texts = [], []
     combined = hashlib.sha256()
+    seen: set[str] = set()  # Discord message ids read so far: overlapping exports count once
     for path in paths:
         if not path.exists():
             raise CorpusError(f"corpus file {path} does not exist")
@@ -116,7 +117,7 @@ def read_corpora(
         if corpus_format == "discord" or (
             corpus_format == "auto" and looks_like_export(path, text)
         ):
-            text, stats = read_export(path, text, discord or DiscordOptions())
+            text, stats = read_export(path, text, discord or DiscordOptions(), seen)
             kind, messages = "discord", stats.to_dict()
         files.append(CorpusFile(path.name, str(path.resolve()), digest, len(text), kind, messages))
         texts.append(text)

@@ -7,12 +7,20 @@ The export is one object per channel:
          "author": {"id", "name", "nickname", "isBot", "roles": [{"id", "name"}, ...]},
          "attachments": [...], "mentions": [{"id", "name", "nickname", ...}], ...}, ...]}
 
-Each kept message becomes one line, `author: content` (or the content alone). Skipped: messages
-from bots, system messages (joins, pins, calls: every type but Default and Reply), and messages
-with no text (attachment-only, or nothing left once URLs are dropped). Mentions become readable
-names: an export made with `--markdown false` holds raw `<@id>`, `<@&id>` and `<#id>`, which are
-resolved from the users, roles and channels the export names; custom emoji `<:name:id>` become
-`:name:`. A raw id the export never names becomes a neutral `@user`, `@role` or `#channel`.
+Each kept message becomes one line, `author: content` (or the content alone), in the order the
+messages were written. Skipped: messages from bots, system messages (joins, pins, calls: every
+type but Default and Reply), messages of a type this reader does not know, messages with no text
+(attachment-only, or nothing left once URLs are dropped), messages of the authors excluded
+(`--exclude-authors`: opted-out members), and a message already read (by id, in this file or an
+earlier one). Mentions become readable names: an export made with `--markdown false` holds raw
+`<@id>`, `<@&id>` and `<#id>`, which are resolved from the users, roles and channels the export
+names; custom emoji `<:name:id>` become `:name:`. A raw id the export never names, and any
+mention of an excluded author, becomes a neutral `@user`, `@role` or `#channel`.
+
+Real exports vary, and are read leniently: `nickname`, `stickers`, `reference` (or its `type`)
+may be missing; a type may be a name in any case or Discord's number (old exports write the
+types they had no name for as numbers); `--reverse` exports list the newest message first, and
+`--partition` splits a channel over several files, which may overlap.
 """
 
 from __future__ import annotations
@@ -23,19 +31,45 @@ from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from exporter.errors import CorpusError
 
-# The message types people write; DiscordChatExporter names the others after Discord's system
-# notifications (RecipientAdd, Call, ChannelPinnedMessage, GuildMemberJoin, ThreadCreated, ...).
-USER_MESSAGE_TYPES = frozenset({"Default", "Reply"})
+if TYPE_CHECKING:
+    from exporter.config import TrainConfig
+
+# The message types people write, by DiscordChatExporter's name (any case) and Discord's number.
+USER_MESSAGE_TYPES = frozenset({"default", "reply"})
+USER_MESSAGE_NUMBERS = frozenset({0, 19})
+# DiscordChatExporter's names for Discord's system notifications (numbers 1 to 18), and the
+# names other exporters and older versions use for the same ones.
+SYSTEM_MESSAGE_TYPES = frozenset(
+    name.lower()
+    for name in (
+        "RecipientAdd",
+        "RecipientRemove",
+        "Call",
+        "ChannelNameChange",
+        "ChannelIconChange",
+        "ChannelPinnedMessage",
+        "GuildMemberJoin",
+        "UserJoin",
+        "ThreadCreated",
+        "GuildBoost",
+        "UserPremiumGuildSubscription",
+        "ChannelFollowAdd",
+    )
+)
+SYSTEM_MESSAGE_NUMBERS = range(1, 19)
 
 # Why a message was left out, as the corpus summary reports it.
 SKIP_BOT = "from a bot"
 SKIP_SYSTEM = "system message"
+SKIP_UNKNOWN_TYPE = "unknown type"
 SKIP_ATTACHMENT_ONLY = "attachment only"
 SKIP_EMPTY = "no text"
+SKIP_EXCLUDED = "excluded author"
+SKIP_DUPLICATE = "already read"
 
 _USER_MENTION = re.compile(r"<@!?(\d+)>")
 _ROLE_MENTION = re.compile(r"<@&(\d+)>")
@@ -50,6 +84,37 @@ _SPACES = re.compile(r"[ \t]{2,}")
 class DiscordOptions:
     authors: bool = True  # "author: content" lines, else the content alone
     drop_urls: bool = False
+    excluded: frozenset[str] = frozenset()  # user ids whose messages and names are left out
+
+    @classmethod
+    def of(cls, config: TrainConfig) -> DiscordOptions:
+        """A run's options; the excluded ids are read from the file the config names."""
+        excluded = frozenset[str]()
+        if config.exclude_authors is not None:
+            excluded = read_excluded_authors(Path(config.exclude_authors))
+        return cls(config.authors, config.drop_urls, excluded)
+
+
+def read_excluded_authors(path: Path) -> frozenset[str]:
+    """User ids, one a line (as `python -m bot privacy list` prints them); blank lines and lines
+    starting with `#` are ignored."""
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except FileNotFoundError as exc:
+        raise CorpusError(f"the --exclude-authors file {path} does not exist") from exc
+    except (OSError, UnicodeDecodeError) as exc:
+        raise CorpusError(f"cannot read the --exclude-authors file {path}: {exc}") from exc
+    ids: set[str] = set()
+    for number, line in enumerate(text.splitlines(), 1):
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        if not line.isascii() or not line.isdigit():
+            raise CorpusError(
+                f"{path} line {number} is not a Discord user id (digits only): {line[:40]!r}"
+            )
+        ids.add(str(int(line)))
+    return frozenset(ids)
 
 
 @dataclass
@@ -74,8 +139,13 @@ def looks_like_export(path: Path, text: str) -> bool:
     return isinstance(data, dict) and "messages" in data
 
 
-def read_export(path: Path, text: str, options: DiscordOptions) -> tuple[str, DiscordStats]:
-    """The export's kept messages as lines of text, and what was kept and skipped."""
+def read_export(
+    path: Path, text: str, options: DiscordOptions, seen: set[str] | None = None
+) -> tuple[str, DiscordStats]:
+    """The export's kept messages as lines of text, and what was kept and skipped.
+
+    `seen` holds the ids of the messages already read (from earlier files of the same corpus);
+    this file's are added to it. A file whose every message was read before gives no text."""
     try:
         data = json.loads(text)
     except json.JSONDecodeError as exc:
@@ -93,21 +163,35 @@ def read_export(path: Path, text: str, options: DiscordOptions) -> tuple[str, Di
             'object with a "messages" list'
         )
     messages: list[Any] = data["messages"]
-    names = _Names.collect(data, messages)
+    for index, message in enumerate(messages):
+        if not isinstance(message, dict):
+            where = f"{path}: messages[{index}]"
+            raise CorpusError(f"{where} is a JSON {_json_kind(message)}, not a message object")
+    names = _Names.collect(data, messages, options.excluded)
+    seen = set() if seen is None else seen
     stats = DiscordStats()
     lines: list[str] = []
-    for index, message in enumerate(messages):
+    for index in _written_order(messages):
+        message = messages[index]
         where = f"{path}: messages[{index}]"
-        if not isinstance(message, dict):
-            raise CorpusError(f"{where} is a JSON {_json_kind(message)}, not a message object")
-        kind = _field(message, "type", str, where)
         content = _field(message, "content", str, where)
         author = _field(message, "author", dict, where)
-        if _field(author, "isBot", bool, f"{where}.author"):
+        is_bot = _field(author, "isBot", bool, f"{where}.author")
+        message_id = message.get("id")
+        if isinstance(message_id, str | int) and not isinstance(message_id, bool):
+            if str(message_id) in seen:
+                stats.skipped[SKIP_DUPLICATE] += 1
+                continue
+            seen.add(str(message_id))
+        if str(author.get("id")) in options.excluded:
+            stats.skipped[SKIP_EXCLUDED] += 1
+            continue
+        if is_bot:
             stats.skipped[SKIP_BOT] += 1
             continue
-        if kind not in USER_MESSAGE_TYPES:
-            stats.skipped[SKIP_SYSTEM] += 1
+        kind = _kind(message.get("type"))
+        if kind is not None:
+            stats.skipped[kind] += 1
             continue
         text_line = clean_content(content, message, names, options)
         if not text_line:
@@ -118,7 +202,7 @@ def read_export(path: Path, text: str, options: DiscordOptions) -> tuple[str, Di
             text_line = f"{_display_name(author, f'{where}.author')}: {text_line}"
         lines.append(text_line)
         stats.kept += 1
-    if not lines:
+    if not lines and not stats.skipped[SKIP_DUPLICATE]:
         raise CorpusError(
             f"{path} has no message to train on: all {len(messages)} were skipped "
             f"({_describe_skips(stats.skipped)})"
@@ -131,10 +215,16 @@ def clean_content(
 ) -> str:
     """One line of readable text: names for mentions, no raw ids, optionally no URLs."""
     users = dict(names.users)
+    text = content
     for user in message.get("mentions") or []:
         if isinstance(user, dict) and isinstance(user.get("id"), str):
-            users[user["id"]] = _display_name(user, "")
-    text = _USER_MENTION.sub(lambda m: "@" + users.get(m.group(1), "user"), content)
+            name = _display_name(user, "")
+            if user["id"] not in options.excluded:
+                users[user["id"]] = name
+            elif name:
+                # A mention DiscordChatExporter rendered as the excluded member's name.
+                text = re.sub(rf"@{re.escape(name)}(?!\w)", "@user", text)
+    text = _USER_MENTION.sub(lambda m: "@" + users.get(m.group(1), "user"), text)
     text = _ROLE_MENTION.sub(lambda m: "@" + names.roles.get(m.group(1), "role"), text)
     text = _CHANNEL_MENTION.sub(lambda m: "#" + names.channels.get(m.group(1), "channel"), text)
     text = _CUSTOM_EMOJI.sub(lambda m: f":{m.group(1)}:", text)
@@ -153,7 +243,9 @@ class _Names:
     channels: dict[str, str]
 
     @classmethod
-    def collect(cls, data: Mapping[str, Any], messages: list[Any]) -> _Names:
+    def collect(
+        cls, data: Mapping[str, Any], messages: list[Any], excluded: frozenset[str]
+    ) -> _Names:
         users: dict[str, str] = {}
         roles: dict[str, str] = {}
         for message in messages:
@@ -164,7 +256,7 @@ class _Names:
                 if not isinstance(person, dict) or not isinstance(person.get("id"), str):
                     continue
                 name = _display_name(person, "")
-                if name:
+                if name and person["id"] not in excluded:
                     users[person["id"]] = name
                 for role in person.get("roles") or []:
                     if isinstance(role, dict) and isinstance(role.get("name"), str):
@@ -174,6 +266,31 @@ class _Names:
         if isinstance(channel, dict) and isinstance(channel.get("name"), str):
             channels[str(channel.get("id"))] = channel["name"]
         return cls(users, roles, channels)
+
+
+def _kind(value: Any) -> str | None:
+    """None for a message people wrote (Default, Reply); else why it is skipped."""
+    if isinstance(value, str) and value.strip().isdigit():
+        value = int(value)
+    if isinstance(value, int) and not isinstance(value, bool):
+        if value in USER_MESSAGE_NUMBERS:
+            return None
+        return SKIP_SYSTEM if value in SYSTEM_MESSAGE_NUMBERS else SKIP_UNKNOWN_TYPE
+    if isinstance(value, str):
+        name = value.strip().lower()
+        if name in USER_MESSAGE_TYPES:
+            return None
+        return SKIP_SYSTEM if name in SYSTEM_MESSAGE_TYPES else SKIP_UNKNOWN_TYPE
+    return SKIP_UNKNOWN_TYPE
+
+
+def _written_order(messages: list[dict[str, Any]]) -> list[int]:
+    """The messages' indexes oldest first: by id (ids grow with time), so that an export made
+    with `--reverse` reads in the order it was written; file order where an id is not a number."""
+    ids = [m.get("id") for m in messages]
+    if not all(isinstance(i, str) and i.isdigit() for i in ids):
+        return list(range(len(messages)))
+    return sorted(range(len(messages)), key=lambda i: int(str(ids[i])))
 
 
 def _display_name(person: Mapping[str, Any], where: str) -> str:

@@ -126,9 +126,7 @@ def validation_ids(checkpoint: Checkpoint, path: Path) -> np.ndarray:
             f"cannot measure the validation loss of {path}: its corpus file "
             f"{missing[0] if missing else '(none recorded)'} is not here"
         )
-    corpus = read_corpora(
-        files, config.corpus_format, DiscordOptions(config.authors, config.drop_urls)
-    )
+    corpus = read_corpora(files, config.corpus_format, DiscordOptions.of(config))
     if corpus.sha256 != checkpoint["corpus"]["sha256"]:
         raise CorpusError(
             f"cannot measure the validation loss of {path}: its corpus files changed since "

@@ -143,9 +143,7 @@ def _set_up(
             f"{out_dir} already holds a training run; pass --resume to continue it, --overwrite "
             "to start again, or another --out"
         )
-    corpus = read_corpora(
-        paths, config.corpus_format, DiscordOptions(config.authors, config.drop_urls)
-    )
+    corpus = read_corpora(paths, config.corpus_format, DiscordOptions.of(config))
     if on_corpus is not None:
         on_corpus(corpus.summary())
     if saved is not None:

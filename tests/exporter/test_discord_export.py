@@ -26,6 +26,9 @@ ROBOT: dict[str, Any] = {"id": "103", "name": "MEE6", "nickname": "MEE6", "isBot
                          "roles": []}  # fmt: skip
 
 
+_IDS = iter(range(5000, 10**6))
+
+
 def message(
     author: dict[str, Any],
     content: str,
@@ -34,7 +37,7 @@ def message(
     mentions: list[dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
     return {
-        "id": str(len(content) + 5000),
+        "id": str(next(_IDS)),
         "type": kind,
         "timestamp": "2024-05-01T12:00:00+00:00",
         "timestampEdited": None,
@@ -135,7 +138,9 @@ def test_a_tiny_model_trains_exports_and_generates_on_an_export(
     tmp_path: Path, server: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     big = tmp_path / "big.json"
-    big.write_text(json.dumps(export(MESSAGES * 12), ensure_ascii=False), encoding="utf-8")
+    # Twelve copies, each message under a new id (a message read twice counts once).
+    copies = [{**m, "id": str(int(m["id"]) + 1000 * n)} for n in range(12) for m in MESSAGES]
+    big.write_text(json.dumps(export(copies), ensure_ascii=False), encoding="utf-8")
     out = tmp_path / "run"
     status, printed, _ = run(capsys, "train", str(big), "--out", str(out), *TINY)
     assert status == 0
