@@ -1,4 +1,5 @@
-"""The exporter's command line: `python -m exporter train|export|card|report|verify|sample`.
+"""The exporter's command line: `python -m exporter
+train|export|card|report|verify|sample|chat-template`.
 
     python -m exporter train corpus.txt --out runs/shake           # -> runs/shake/{best,last}.pt
     python -m exporter train --out runs/shake --resume             # go on after Ctrl-C
@@ -9,6 +10,7 @@
     python -m exporter report runs/shake runs/server                     # table + compare.png
     python -m exporter export runs/shake/best.pt -o shake-int8.onnx --quantize int8
     python -m exporter card shake.onnx                                   # rewrite shake.md
+    python -m exporter chat-template shake.onnx play                     # name its template
 
 `main(argv)` returns the exit status: 0 on success, 1 for a bad input or a failed check (one
 sentence on stderr), 2 for a bad option (argparse), 130 after Ctrl-C.
@@ -41,11 +43,18 @@ from exporter.checkpoint import (
 from exporter.config import CORPUS_FORMATS, DEVICES, LEVELS, MAX_SEED, PRECISIONS, TrainConfig
 from exporter.data import describe_summary
 from exporter.errors import ExporterError, ExportError, TrainingInterrupted
-from exporter.onnx_export import ParityReport, export_onnx, read_metadata, verify_parity
+from exporter.onnx_export import (
+    ParityReport,
+    export_onnx,
+    read_metadata,
+    set_chat_template,
+    verify_parity,
+)
 from exporter.report import COMPARE_FILE, report
 from exporter.sampling import SamplingParams, encode_prompt, generate, open_backend
 from exporter.train import describe, train
 from models.charrnn import CharRNN
+from models.chat import CHAT_TEMPLATES, ChatTemplate, is_chat_template
 from models.contract import CELLS, Quantization
 from models.tokenizers import Tokenizer
 
@@ -143,8 +152,24 @@ def build_parser() -> argparse.ArgumentParser:
         help="with --quantize: refuse when the validation loss rises by more, nats/token "
         "(default: %(default)s)",
     )
+    export.add_argument(
+        "--chat-template",
+        choices=("auto", *CHAT_TEMPLATES),
+        default="auto",
+        help="how a chat becomes a prompt for this model (auto: chosen from the corpus: lines "
+        "for a Discord export, play for a text of speaker headings, else lines)",
+    )
     _add_card_options(export)
     export.set_defaults(run=run_export)
+
+    template = commands.add_parser(
+        "chat-template",
+        parents=[common],
+        help="name the chat template in an .onnx file's metadata (weights untouched)",
+    )
+    template.add_argument("model", type=Path, metavar="MODEL.onnx")
+    template.add_argument("template", choices=CHAT_TEMPLATES)
+    template.set_defaults(run=run_chat_template)
 
     card = commands.add_parser(
         "card", parents=[common], help="write the model card NAME.md of an .onnx file"
@@ -326,6 +351,7 @@ def run_export(args: argparse.Namespace, argv: list[str]) -> int:
     if output.parent.exists() and not output.parent.is_dir():
         raise ExportError(f"cannot write {output}: {output.parent} is a file, not a directory")
     training = training_metadata(checkpoint)
+    chat_template = _chat_template(args.chat_template, training.pop("chat_template", None))
     quality = None
     # Nothing reaches `output` before every check has passed, so a failed export never replaces
     # a good model: an fp32 file is written beside it and renamed over it; an int8 file is made
@@ -334,7 +360,7 @@ def run_export(args: argparse.Namespace, argv: list[str]) -> int:
     try:
         with tempfile.TemporaryDirectory(prefix="charbot-export-") as tmp:
             fp32 = Path(tmp) / output.name if args.quantize else staged
-            export_onnx(model, tokenizer, training, fp32)
+            export_onnx(model, tokenizer, training, fp32, chat_template)
             parity = verify_parity(fp32, model, tolerance=args.tolerance)
             print(parity.table())
             _parity_verdict(parity)
@@ -355,6 +381,7 @@ def run_export(args: argparse.Namespace, argv: list[str]) -> int:
         f"{model.config.layers}x{model.config.hidden}, {model.num_parameters():,} parameters, "
         f"{tokenizer.vocab_size} {tokenizer.level} tokens"
         + (", int8 weights" if args.quantize else "")
+        + f", chat template {chat_template or 'lines (none named)'}"
     )
     card = write_card(
         output,
@@ -370,6 +397,21 @@ def run_export(args: argparse.Namespace, argv: list[str]) -> int:
             f"note: no validation loss is recorded in {output}: the weights of "
             f"{args.checkpoint} were saved between validations (best.pt's always have one)"
         )
+    return 0
+
+
+def _chat_template(asked: str, detected: object) -> ChatTemplate | None:
+    """The option's template; with `auto`, the one the corpus suggested (a checkpoint made
+    before corpora were looked at for it has none: the file then names none, which is lines)."""
+    if is_chat_template(asked):
+        return asked
+    return detected if is_chat_template(detected) else None
+
+
+def run_chat_template(args: argparse.Namespace, argv: list[str]) -> int:
+    before = read_metadata(args.model).chat_template
+    set_chat_template(args.model, args.template)
+    print(f"{args.model}: chat template {args.template} (was {before or 'none: lines'})")
     return 0
 
 

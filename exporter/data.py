@@ -16,6 +16,7 @@ import torch
 
 from exporter.discord_export import DiscordOptions, looks_like_export, read_export
 from exporter.errors import CorpusError
+from models.chat import ChatTemplate, detect_chat_template
 from models.tokenizers import Tokenizer
 
 
@@ -43,14 +44,24 @@ class Corpus:
     def characters(self) -> int:
         return sum(f.characters for f in self.files)
 
+    @property
+    def chat_template(self) -> ChatTemplate:
+        """The chat template the text suits: `lines` for a Discord export (one message per
+        line), else `play` when speaker headings open its paragraphs, else `lines`."""
+        if any(f.format == "discord" for f in self.files):
+            return "lines"
+        return detect_chat_template(self.text)
+
     def provenance(self) -> dict[str, Any]:
-        """Where the training text came from: stored in checkpoints and the ONNX metadata."""
+        """Where the training text came from: stored in checkpoints (and, but for the chat
+        template, which has a key of its own, in the ONNX metadata)."""
         return {
             "corpus": ", ".join(f.name for f in self.files),
             "sha256": self.sha256,
             "characters": self.characters,
             "files": [asdict(f) for f in self.files],
             "summary": self.summary(),
+            "chat_template": self.chat_template,
         }
 
     def summary(self) -> dict[str, Any]:

@@ -8,9 +8,10 @@ the training provenance, so that the bot needs nothing but this file.
 from __future__ import annotations
 
 import logging
+import os
 import warnings
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, cast
 
@@ -22,6 +23,7 @@ import torch
 from exporter.errors import CheckpointError, ExportError, NotOnnxError
 from models import contract
 from models.charrnn import CharRNN
+from models.chat import ChatTemplate
 from models.contract import Cell, ContractError, ContractMetadata, ModelShape
 from models.ort import ORT_ERRORS
 from models.tokenizers import Tokenizer
@@ -50,6 +52,7 @@ def export_onnx(
     tokenizer: Tokenizer,
     training: Mapping[str, Any],
     path: Path,
+    chat_template: ChatTemplate | None = None,
 ) -> Path:
     """Write `model` to `path` as a contract ONNX file and run `onnx.checker` on it."""
     if tokenizer.vocab_size != model.config.vocab_size:
@@ -83,7 +86,9 @@ def export_onnx(
                 dynamo=False,
             )
         proto = onnx.load(str(path))
-        metadata = ContractMetadata(tokenizer, model_metadata(model), dict(training))
+        metadata = ContractMetadata(
+            tokenizer, model_metadata(model), dict(training), chat_template=chat_template
+        )
         onnx.helper.set_model_props(proto, metadata.to_props())
         proto.producer_name = "charbot.exporter"
         onnx.checker.check_model(proto, full_check=True)
@@ -193,3 +198,23 @@ def read_metadata(path: Path, session: ort.InferenceSession | None = None) -> Co
         return ContractMetadata.from_props(session.get_modelmeta().custom_metadata_map, path)
     except ContractError as exc:
         raise CheckpointError(str(exc)) from exc
+
+
+def set_chat_template(path: Path, template: ChatTemplate) -> ContractMetadata:
+    """Name `template` in an exported file's metadata, through the contract's codec; the graph
+    and its weights are left as they are. The file is replaced only once the new one is
+    written and checked."""
+    metadata = replace(read_metadata(path), chat_template=template)
+    proto = onnx.load(str(path))
+    del proto.metadata_props[:]
+    onnx.helper.set_model_props(proto, metadata.to_props())
+    staged = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        onnx.save(proto, str(staged))
+        read_metadata(staged)
+        os.replace(staged, path)
+    except OSError as exc:
+        raise ExportError(f"cannot write {path}: {exc.strerror or exc}") from exc
+    finally:
+        staged.unlink(missing_ok=True)
+    return metadata

@@ -20,6 +20,13 @@ Metadata (`metadata_props`, every value a string):
     charbot.training   JSON object: free-form provenance (corpus, steps, loss, command, ...)
     charbot.quantization  (optional) JSON object: how the weights were quantized and what it
                        cost in validation loss (`Quantization`); absent from a float32 model
+    charbot.chat_template  (optional) the name of the chat template that suits the text the
+                       model was trained on, one of `models.chat.CHAT_TEMPLATES` ("lines",
+                       "play"); a model without one uses "lines"
+
+The format version goes up only when a reader of the older format would misread a file made to
+the newer one. An optional key that older readers ignore (`charbot.quantization`,
+`charbot.chat_template`) leaves it as it is: an older charbot serves such a file as before.
 """
 
 from __future__ import annotations
@@ -30,6 +37,7 @@ from dataclasses import dataclass, field
 from os import PathLike
 from typing import Any, Final, Literal, Protocol, TypeGuard, cast
 
+from models.chat import CHAT_TEMPLATES, ChatTemplate, is_chat_template
 from models.tokenizers import Tokenizer, TokenizerError, tokenizer_from_json
 
 FORMAT_VERSION: Final = 1
@@ -47,6 +55,7 @@ META_MODEL: Final = "charbot.model"
 META_TRAINING: Final = "charbot.training"
 REQUIRED_METADATA: Final = (META_FORMAT, META_TOKENIZER, META_MODEL, META_TRAINING)
 META_QUANTIZATION: Final = "charbot.quantization"
+META_CHAT_TEMPLATE: Final = "charbot.chat_template"
 
 Cell = Literal["lstm", "gru", "rnn"]
 CELLS: Final[tuple[Cell, ...]] = ("lstm", "gru", "rnn")
@@ -212,6 +221,7 @@ class ContractMetadata:
     training: Mapping[str, Any] = field(default_factory=dict)
     format: int = FORMAT_VERSION
     quantization: Quantization | None = None  # None: float32 weights
+    chat_template: ChatTemplate | None = None  # None: the file names none (readers use "lines")
 
     def to_props(self) -> dict[str, str]:
         """The file's `metadata_props`."""
@@ -223,6 +233,8 @@ class ContractMetadata:
         }
         if self.quantization is not None:
             props[META_QUANTIZATION] = json.dumps(self.quantization.to_json())
+        if self.chat_template is not None:
+            props[META_CHAT_TEMPLATE] = self.chat_template
         return props
 
     @classmethod
@@ -248,7 +260,13 @@ class ContractMetadata:
             quantization = Quantization.from_json(
                 _json_object(props, META_QUANTIZATION, source), source
             )
-        return cls(tokenizer, model, training, version, quantization)
+        chat_template = props.get(META_CHAT_TEMPLATE)
+        if chat_template is not None and not is_chat_template(chat_template):
+            raise ContractError(
+                f"{source} names an unknown chat template {chat_template!r}; "
+                f"expected one of {', '.join(CHAT_TEMPLATES)}."
+            )
+        return cls(tokenizer, model, training, version, quantization, chat_template)
 
 
 def _json_object(props: Mapping[str, str], key: str, source: Source) -> dict[str, Any]:

@@ -72,6 +72,9 @@ FAULTS: dict[str, Fault] = {
     "training missing": Fault(contract.META_TRAINING, REMOVE, "lacks 'charbot.training'"),
     "training bad JSON": Fault(contract.META_TRAINING, "corpus: x", "is not valid JSON"),
     "training not an object": Fault(contract.META_TRAINING, "[1]", "is not a JSON object"),
+    "chat template unknown": Fault(
+        contract.META_CHAT_TEMPLATE, "jinja", "unknown chat template 'jinja'; expected one of"
+    ),
 }
 
 

@@ -23,6 +23,7 @@ from bot.errors import ModelLoadError, ProviderError
 from bot.generation.backend import ModelInfo
 from bot.generation.params import Provider
 from models import contract
+from models.chat import DEFAULT_CHAT_TEMPLATE
 from models.contract import ContractError, ContractMetadata
 from models.ort import ORT_ERRORS
 from models.sampling import banned_token
@@ -178,7 +179,13 @@ def load_model(
         level=tokenizer.level,
         vocab_size=tokenizer.vocab_size,
         parameters=parameters,
-        details={"cell": cell, "layers": layers, "hidden": hidden, "embedding": embedding},
+        details={
+            "cell": cell,
+            "layers": layers,
+            "hidden": hidden,
+            "embedding": embedding,
+            "chat_template": meta.chat_template or DEFAULT_CHAT_TEMPLATE,
+        },
         training=training,
         provider=in_use,
     )

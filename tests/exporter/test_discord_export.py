@@ -134,6 +134,19 @@ def test_exports_and_text_files_mix_in_one_run(tmp_path: Path, server: Path) -> 
         read_corpora([text], "discord")
 
 
+def test_an_export_suits_the_lines_chat_template_whatever_it_holds(
+    tmp_path: Path, server: Path
+) -> None:
+    """One message per line, `name: content`: a Discord export is `lines`, even beside a text
+    that looks like a play."""
+    play = tmp_path / "play.txt"
+    play.write_text("ROMEO:\nHi.\n\nJULIET:\nHo.\n\nROMEO:\nHa.\n\n", encoding="utf-8")
+    assert read_corpora([play]).chat_template == "play"
+    corpus = read_corpora([server, play])
+    assert corpus.chat_template == "lines"
+    assert corpus.provenance()["chat_template"] == "lines"
+
+
 def test_a_tiny_model_trains_exports_and_generates_on_an_export(
     tmp_path: Path, server: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

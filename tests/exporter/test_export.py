@@ -140,3 +140,46 @@ def test_word_level_trains_exports_and_samples(
         assert main(["sample", str(path), "--prompt", "the zebra", "--length", "6"]) == 0
         err = capsys.readouterr().err
         assert "replaced by '<unk>': 'zebra'" in err
+
+
+PLAY = "".join(
+    f"{name}:\nA speech by {name}, and\nits second line.\n\n"
+    for name in ("ROMEO", "JULIET", "First Citizen", "MERCUTIO") * 6
+)
+
+
+def test_the_chat_template_is_chosen_from_the_corpus_or_given(tmp_path: Path) -> None:
+    play = tmp_path / "play.txt"
+    play.write_text(PLAY, encoding="utf-8")
+    run = train(tiny_config(max_steps=2, eval_interval=2), [play], tmp_path / "run", progress=False)
+
+    def template_of(*options: str) -> str | None:
+        out = tmp_path / "m.onnx"
+        assert main(["export", str(run.best_path), "-o", str(out), *options]) == 0
+        props = {p.key: p.value for p in onnx.load(str(out)).metadata_props}
+        meta = ContractMetadata.from_props(props, out)
+        assert "chat_template" not in meta.training  # its own key, not provenance
+        return meta.chat_template
+
+    assert template_of() == "play"  # speaker headings open the paragraphs
+    assert template_of("--chat-template", "lines") == "lines"
+
+
+def test_chat_template_names_it_in_a_file_and_leaves_the_weights(
+    exported: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    copy = tmp_path / "copy.onnx"
+    copy.write_bytes(exported.read_bytes())
+    assert main(["chat-template", str(copy), "play"]) == 0
+    assert "chat template play (was lines)" in capsys.readouterr().out
+    before, after = onnx.load(str(exported)), onnx.load(str(copy))
+    props = {p.key: p.value for p in after.metadata_props}
+    assert ContractMetadata.from_props(props, copy).chat_template == "play"
+    assert (
+        props[contract.META_TRAINING]
+        == {p.key: p.value for p in before.metadata_props}[contract.META_TRAINING]
+    )
+    for graph in (before, after):
+        del graph.metadata_props[:]
+    assert before.SerializeToString() == after.SerializeToString()
+    assert main(["chat-template", str(copy), "jinja"]) == 2  # not one of the set

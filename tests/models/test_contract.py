@@ -44,6 +44,28 @@ def test_the_quantization_entry_round_trips_and_is_checked() -> None:
         ContractMetadata.from_props(props, SOURCE)
 
 
+def test_the_chat_template_round_trips_and_is_optional() -> None:
+    props = replace(METADATA, chat_template="play").to_props()
+    assert props[contract.META_CHAT_TEMPLATE] == "play"
+    assert ContractMetadata.from_props(props, SOURCE).chat_template == "play"
+    # Optional: a file without one (any file made before the key existed) reads as before, and
+    # the format version stays, since older readers ignore the key.
+    assert contract.META_CHAT_TEMPLATE not in METADATA.to_props()
+    assert ContractMetadata.from_props(METADATA.to_props(), SOURCE).chat_template is None
+    assert props[contract.META_FORMAT] == "1"
+
+
+def test_the_bundled_model_names_the_play_template() -> None:
+    """tinyshakespeare is a play: `NAME:` headings, speeches, blank lines between them."""
+    import onnxruntime as ort
+
+    from models import BUNDLED_MODEL
+
+    session = ort.InferenceSession(str(BUNDLED_MODEL), providers=["CPUExecutionProvider"])
+    props = session.get_modelmeta().custom_metadata_map
+    assert ContractMetadata.from_props(props, BUNDLED_MODEL).chat_template == "play"
+
+
 @pytest.mark.parametrize("name", list(FAULTS))
 def test_each_malformed_field_is_one_contract_error(name: str) -> None:
     fault = FAULTS[name]

@@ -3,7 +3,8 @@
 
 - "tiny": the tiny test LSTM;
 - "slow": a wide LSTM (a few ms per character, so the longest text allowed takes seconds), for
-  what must happen mid-generation.
+  what must happen mid-generation;
+- "play": the tiny LSTM again, its metadata naming the `play` chat template, with a `chat_name`.
 
 The config gives every engine room for `ROWS` rows and `QUEUED` waiting requests, so a test can
 fill one. The test process is a driver on the same cluster: it can find and kill a replica, and
@@ -28,6 +29,7 @@ import pytest
 import ray
 
 from bot.serving.cli import OBJECT_STORE_BYTES
+from exporter.onnx_export import set_chat_template
 from tests.tinymodel import export_tiny
 
 ROWS = 4  # each engine's batch
@@ -62,6 +64,9 @@ def free_port() -> int:
         return port
 
 
+PLAY_SPEAKER = "HAMLET"  # the "play" model's chat_name
+
+
 def serve_config(path: Path, models: dict[str, Path], **engine: int | float) -> Path:
     """A config serving `models` with each engine's ROWS and QUEUED (and `engine` on top)."""
     settings = {"workers": 1, "max_batch": ROWS, "max_queue": QUEUED} | engine
@@ -69,6 +74,8 @@ def serve_config(path: Path, models: dict[str, Path], **engine: int | float) -> 
     text += f'\n[models]\ndefault = "{next(iter(models))}"\n'
     for name, model in models.items():
         text += f'\n[models.{name}]\npath = "{model}"\n'
+        if name == "play":
+            text += f'chat_name = "{PLAY_SPEAKER}"\n'
     path.write_text(text)
     return path
 
@@ -92,18 +99,21 @@ def wait_until_serving(process: subprocess.Popen[bytes], base: str, log: Path) -
 def served(tiny_onnx: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
     tmp = tmp_path_factory.mktemp("served")
     wide = export_tiny(tmp / "wide.onnx", hidden=1024, steps=1)
+    play = tmp / "play.onnx"
+    play.write_bytes(tiny_onnx.read_bytes())
+    set_chat_template(play, "play")
     port, metrics_port = free_port(), free_port()
     # Ray's metrics agent reports every 10 s by default; the metrics test would wait for it.
     os.environ["RAY_metrics_report_interval_ms"] = "500"  # noqa: SIM112 (Ray spells it so)
     context = ray.init(
-        num_cpus=2,
+        num_cpus=4,  # logical: a replica reserves one per model, and Serve may start another
         include_dashboard=False,
         object_store_memory=OBJECT_STORE_BYTES,
         log_to_driver=False,
         _metrics_export_port=metrics_port,
     )
     address: dict[str, str] = context.address_info  # type: ignore[attr-defined]
-    config = serve_config(tmp / "serve.toml", {"tiny": tiny_onnx, "slow": wide})
+    config = serve_config(tmp / "serve.toml", {"tiny": tiny_onnx, "slow": wide, "play": play})
     key_file = tmp / "key"
     key_file.write_text(KEY + "\n")
     log = tmp / "serve.log"

@@ -9,7 +9,7 @@ from typing import Any
 import aiohttp
 import pytest
 
-from tests.bot.serving.conftest import Served
+from tests.bot.serving.conftest import PLAY_SPEAKER, Served
 
 
 async def post(
@@ -101,6 +101,23 @@ async def test_chat_answers_for_the_answering_speaker(served: Served) -> None:
     assert completion["choices"][0]["text"] == message["content"]
 
 
+async def test_a_play_model_answers_as_its_chat_name_until_a_blank_line(served: Served) -> None:
+    messages = [
+        {"role": "system", "content": "Elsinore."},
+        {"role": "user", "name": "OPHELIA", "content": "My lord,\n\nhow does your honour?"},
+    ]
+    body = {"model": "play", "messages": messages, "temperature": 0, "max_tokens": 300}
+    status, answer, _ = await post(served, "/chat/completions", body)
+    assert status == 200
+    text = answer["choices"][0]["message"]["content"]
+    # The `play` template, by hand: headings on their own lines, no blank line in a speech, the
+    # model's chat_name answering; its turn ends at a blank line.
+    prompt = f"Elsinore.\n\nOPHELIA:\nMy lord,\nhow does your honour?\n\n{PLAY_SPEAKER}:\n"
+    plain = {"model": "play", "prompt": prompt, "stop": "\n\n", "temperature": 0, "max_tokens": 300}
+    status, completion, _ = await post(served, "/completions", plain)
+    assert text == completion["choices"][0]["text"] and "\n\n" not in text
+
+
 @pytest.mark.parametrize(
     ("body", "param", "says"),
     [
@@ -177,7 +194,7 @@ async def test_the_key_is_needed_and_never_logged(served: Served) -> None:
     )
     assert status == 401
     status, answer = await get(served, "/healthz", auth=False)  # probes need no key
-    assert status == 200 and answer == {"status": "ok", "models": ["tiny", "slow"]}
+    assert status == 200 and answer == {"status": "ok", "models": ["tiny", "slow", "play"]}
     # Neither the server's output nor any of Ray's logs on this machine holds the key.
     assert served.key not in served.log.read_text()
     for logged in (served.ray_session / "logs").rglob("*"):

@@ -110,7 +110,7 @@ async def test_bad_requests_map_to_the_bots_errors(served: Served) -> None:
                     pass
     async with remote(served, "nope") as unknown:
         assert unknown.unavailable is not None and "no model 'nope'" in unknown.unavailable
-        assert "it serves: tiny, slow" in unknown.unavailable
+        assert "it serves: tiny, slow, play" in unknown.unavailable
         with pytest.raises(UnknownModelError):
             await unknown.complete("a")
 

@@ -23,12 +23,13 @@ def async_client(served: Served, **kwargs: object) -> openai.AsyncOpenAI:
 def test_models_are_listed_and_described(served: Served) -> None:
     with sync_client(served) as client:
         models = client.models.list()
-        assert [m.id for m in models.data] == ["tiny", "slow"]
+        assert [m.id for m in models.data] == ["tiny", "slow", "play"]
         assert all(m.object == "model" and m.owned_by == "charbot" for m in models.data)
         tiny = client.models.retrieve("tiny")
         assert tiny.id == "tiny"
         facts = tiny.model_extra["charbot"]  # type: ignore[index]
-        assert facts["chat_template"] == "lines"
+        assert facts["chat_template"] == "lines"  # its metadata names none
+        assert client.models.retrieve("play").model_extra["charbot"]["chat_template"] == "play"  # type: ignore[index]
         assert facts["details"]["cell"] == "lstm"
         assert facts["replicas"] == 1
         assert facts["stats"]["active_requests"] == 0
