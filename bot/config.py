@@ -52,9 +52,11 @@ from typing import Any, Literal, Union, get_args, get_origin, get_type_hints
 from bot.core.plugins import BUILTIN_PLUGINS
 from bot.errors import CharbotError
 from bot.generation.params import (
+    AUTO,
     MAX_TEMPERATURE,
     MAX_WORKERS,
     REQUEST_TIMEOUT,
+    Auto,
     EngineConfig,
     GenerationParams,
     IoBinding,
@@ -99,14 +101,18 @@ Check = Callable[[Any], str | None]
 
 def _at_least(minimum: float) -> dict[str, Check]:
     def check(v: Any) -> str | None:
-        return None if v is None or v >= minimum else f"must be at least {minimum}, not {v}"
+        if v is None or v == AUTO or v >= minimum:
+            return None
+        return f"must be at least {minimum}, not {v}"
 
     return {"check": check}
 
 
 def _between(low: float, high: float) -> dict[str, Check]:
     def check(v: Any) -> str | None:
-        return None if low <= v <= high else f"must be from {low:g} to {high:g}, not {v}"
+        if v == AUTO or low <= v <= high:
+            return None
+        return f"must be from {low:g} to {high:g}, not {v}"
 
     return {"check": check}
 
@@ -179,7 +185,11 @@ class EngineSection:
 
     provider: Provider = ENGINE_DEFAULTS.provider
     io_binding: IoBinding = ENGINE_DEFAULTS.io_binding
-    workers: int = field(default=ENGINE_DEFAULTS.workers, metadata=_between(1, MAX_WORKERS))
+    # "auto": sized to this process's cores (bot.generation.params.engine_threads).
+    workers: int | Auto = field(default=ENGINE_DEFAULTS.workers, metadata=_between(1, MAX_WORKERS))
+    intra_op_threads: int | Auto = field(
+        default=ENGINE_DEFAULTS.intra_op_threads, metadata=_at_least(1)
+    )
     max_batch: int = field(default=ENGINE_DEFAULTS.max_batch, metadata=_at_least(1))
     max_queue: int = field(default=ENGINE_DEFAULTS.max_queue, metadata=_at_least(1))
     max_prompt_chars: int = field(default=ENGINE_DEFAULTS.limits.max_prompt, metadata=_at_least(1))
@@ -341,11 +351,19 @@ def _shown(value: Any, text: bool) -> str:
 def _coerce(raw: Any, tp: Any, text: bool) -> Any:
     """`raw` as type `tp`; `text` means raw is an environment string to parse, not a TOML value."""
     origin, args = get_origin(tp), get_args(tp)
-    if origin in (Union, types.UnionType):  # only `X | None` occurs
+    if origin in (Union, types.UnionType) and type(None) in args:  # `X | None`
         (inner,) = (a for a in args if a is not type(None))
         if text and not raw.strip():
             return None
         return _coerce(raw, inner, text)
+    if origin in (Union, types.UnionType):  # `int | Auto`: the word, else the number
+        (word,) = (get_args(a)[0] for a in args if get_origin(a) is Literal)
+        if isinstance(raw, str) and raw.strip().lower() == word:
+            return word
+        try:
+            return _coerce(raw, int, text)
+        except _Problem:
+            raise _Problem(f"must be a whole number or {word!r}, not {_shown(raw, text)}") from None
     if origin is Literal:
         if isinstance(raw, str):
             for choice in args:

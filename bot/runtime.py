@@ -19,7 +19,7 @@ from bot.errors import ModelLoadError
 from bot.generation.backend import GenerationBackend
 from bot.generation.engine import Engine
 from bot.generation.observer import EngineObserver
-from bot.generation.params import EngineConfig, GenerationLimits
+from bot.generation.params import EngineConfig, GenerationLimits, usable_cores
 from bot.generation.registry import ModelRegistry
 from bot.ops.metrics import Metrics
 from bot.serving.openai_backend import OPENAI_KIND, OpenAIBackend
@@ -35,6 +35,7 @@ def engine_config(config: Config) -> EngineConfig:
         provider=e.provider,
         io_binding=e.io_binding,
         workers=e.workers,
+        intra_op_threads=e.intra_op_threads,
         max_batch=e.max_batch,
         max_queue=e.max_queue,
         request_timeout=e.timeout_seconds,
@@ -47,6 +48,10 @@ def register_onnx_kind(
 ) -> None:
     """The built-in backend kind: contract ONNX files served by the batching engine."""
     onnx_config = engine_config(config)
+    cores = usable_cores()
+    loop = "one kept for the event loop" if cores > 1 else "shared with the event loop"
+    log.info("engine: each ONNX model runs %s; this process may use %d core(s), %s",
+             onnx_config.threads, cores, loop)  # fmt: skip
 
     async def start_onnx(spec: ModelSpec) -> GenerationBackend:
         return await Engine.start(model_path(spec), onnx_config, name=spec.name, observer=observer)

@@ -74,6 +74,8 @@ class BackendStats:
     chars_per_second: float  # over the last `STATS_WINDOW` seconds (see `CharRate`)
     requests_failed: int = 0  # failed, timed out or cancelled since start
     largest_batch: int = 0  # the most requests one model step has advanced together
+    workers: int = 0  # the engine's worker threads (0: not an engine of this process's)
+    intra_op_threads: int = 0  # threads per session run (0: likewise)
 
 
 class CharRate:

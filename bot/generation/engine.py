@@ -22,7 +22,7 @@ from types import TracebackType
 from bot.errors import EngineClosedError, RequestTimeoutError
 from bot.generation.backend import BackendStats, CharRate, Completion, ModelInfo, StreamChunk
 from bot.generation.batcher import Pool
-from bot.generation.model import LoadedModel, load_model
+from bot.generation.model import CUDA, LoadedModel, load_model
 from bot.generation.observer import EngineObserver
 from bot.generation.params import EngineConfig, GenerationParams, validate_prompt
 from bot.generation.request import Handle, Request, Update
@@ -46,10 +46,12 @@ class Engine:
         observer: EngineObserver | None = None,
     ) -> None:
         self.config = config
+        # What the config's `auto` comes to on the device the model loaded on.
+        self.threads = config.threads_on(gpu=model.info.provider == CUDA)
         self._model = model
         self._loop = loop
         self._pool = Pool(
-            config.workers,
+            self.threads.workers,
             config.max_batch,
             config.max_queue,
             config.stream_interval,
@@ -82,14 +84,14 @@ class Engine:
         """
         config = config or EngineConfig()
         model = await asyncio.to_thread(
-            load_model, model_path, config.provider, config.intra_op_threads
+            load_model, model_path, config.provider, config.threads.intra_op_threads
         )
         engine = cls(_named(model, name), config, asyncio.get_running_loop(), observer)
         engine._name = name
         engine._pool.start()
         log.info(
-            "generation engine started: %s on %s, %d worker(s), batches of up to %d",
-            engine.info.name, model.info.provider, config.workers, config.max_batch,
+            "generation engine started: %s on %s, %s, batches of up to %d",
+            engine.info.name, model.info.provider, engine.threads, config.max_batch,
         )  # fmt: skip
         return engine
 
@@ -165,7 +167,7 @@ class Engine:
             raise EngineClosedError("The generator is shut down; it cannot load a model.")
         async with self._reload_lock:
             model = await asyncio.to_thread(
-                load_model, path, self.config.provider, self.config.intra_op_threads
+                load_model, path, self.config.provider, self.config.threads.intra_op_threads
             )
             model = _named(model, self._name)
             old, self._model = self._model, model
@@ -181,6 +183,8 @@ class Engine:
             chars_per_second=self._generated.per_second(),
             requests_failed=self._failed,
             largest_batch=self._pool.largest_batch,
+            workers=self.threads.workers,
+            intra_op_threads=self.threads.intra_op_threads,
         )
 
     async def close(self) -> None:

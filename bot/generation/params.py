@@ -10,7 +10,9 @@ commands alike.
 
 from __future__ import annotations
 
+import functools
 import math
+import os
 from dataclasses import dataclass, field
 from typing import Final, Literal, TypeGuard
 
@@ -131,13 +133,63 @@ def validate_prompt(prompt: str, limits: GenerationLimits | None = None) -> str:
 STATS_WINDOW: Final = 10.0
 
 
+#: `engine.workers` and `engine.intra_op_threads` sized to the cores (`engine_threads`).
+AUTO: Final = "auto"
+Auto = Literal["auto"]
+
+
+def usable_cores() -> int:
+    """The cores this process may run on: its CPU affinity, which `taskset`, cpusets and
+    container limits narrow (the machine's count where the platform has no affinity)."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
+
+
+def engine_cores() -> int:
+    """The cores an engine beside an event loop may keep busy: all usable ones but one, which
+    the event loop (Discord, the endpoints, the deliveries) keeps; at least 1."""
+    return max(1, usable_cores() - 1)
+
+
+@dataclass(frozen=True)
+class EngineThreads:
+    """What an engine runs: `workers` threads, each session run on `intra_op_threads`."""
+
+    workers: int
+    intra_op_threads: int
+    cores: int  # the cores `auto` was sized to
+    auto: bool  # whether either was `auto`
+
+    def __str__(self) -> str:
+        text = f"{self.workers} worker(s) of {self.intra_op_threads} thread(s)"
+        return f"{text} (auto, sized to {self.cores} core(s))" if self.auto else text
+
+
+def engine_threads(
+    workers: int | Auto, intra_op_threads: int | Auto, cores: int, *, gpu: bool = False
+) -> EngineThreads:
+    """`auto` workers: one per core (a worker runs its own batch, so they scale with cores), or
+    one on a GPU (the device runs a batch at once; more workers would only split it);
+    `auto` intra-op threads: the cores each worker has to itself (1 when the workers are auto),
+    or 1 on a GPU (which does the work)."""
+    per_core = min(MAX_WORKERS, max(1, cores))
+    count = (1 if gpu else per_core) if workers == AUTO else workers
+    share = 1 if gpu else max(1, cores // count)
+    threads = share if intra_op_threads == AUTO else intra_op_threads
+    return EngineThreads(count, threads, cores, AUTO in (workers, intra_op_threads))
+
+
 @dataclass(frozen=True)
 class EngineConfig:
-    """How the ONNX engine runs. Defaults suit a 2-core CPU machine."""
+    """How the ONNX engine runs. `workers` and `intra_op_threads` default to `auto`: sized to
+    `cores`, by default this process's usable cores less one for the event loop
+    (`engine_cores`); a model-server replica gives the CPUs Ray reserved for it."""
 
     provider: Provider = "auto"  # auto: CUDA when ONNX Runtime offers it, else CPU
-    workers: int = 1  # worker threads, each running its own batch
-    intra_op_threads: int = 1  # per worker session: the workers give the parallelism
+    workers: int | Auto = AUTO  # worker threads, each running its own batch
+    intra_op_threads: int | Auto = AUTO  # per session run: auto gives each worker its cores
+    cores: int | None = None  # what `auto` sizes to; None: `engine_cores()`
     max_batch: int = 32  # requests stacked into one model step, per worker
     max_queue: int = 256  # requests waiting for a batch slot; more are refused (EngineBusyError)
     request_timeout: float | None = REQUEST_TIMEOUT  # seconds per request, None = no limit
@@ -152,10 +204,13 @@ class EngineConfig:
             raise ValueError(
                 f"provider must be one of {', '.join(PROVIDERS)}; got {self.provider!r}"
             )
-        for name in ("workers", "intra_op_threads", "max_batch"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be at least 1")
-        if self.workers > MAX_WORKERS:
+        for name in ("workers", "intra_op_threads"):
+            value = getattr(self, name)
+            if value != AUTO and not (_is_int(value) and value >= 1):
+                raise ValueError(f"{name} must be {AUTO!r} or at least 1; got {value!r}")
+        if self.max_batch < 1 or (self.cores is not None and self.cores < 1):
+            raise ValueError("max_batch and cores must be at least 1")
+        if self.threads.workers > MAX_WORKERS:
             raise ValueError(f"workers must be at most {MAX_WORKERS}")
         if self.io_binding not in IO_BINDINGS:
             raise ValueError(
@@ -169,6 +224,15 @@ class EngineConfig:
             raise ValueError(
                 "drain_timeout and stream_interval must be 0 or more, stats_window positive"
             )
+
+    @functools.cached_property
+    def threads(self) -> EngineThreads:
+        """The workers and threads this config runs on a CPU, `auto` resolved (once)."""
+        return self.threads_on(gpu=False)
+
+    def threads_on(self, *, gpu: bool) -> EngineThreads:
+        cores = engine_cores() if self.cores is None else self.cores
+        return engine_threads(self.workers, self.intra_op_threads, cores, gpu=gpu)
 
 
 def _is_int(value: object) -> bool:

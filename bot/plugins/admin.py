@@ -36,8 +36,12 @@ async def status_text(bot: CharBot) -> str:
         lines.append(f"Plugin {name} failed: {failure}")
     for name, backend in bot.models.items():
         s = backend.stats()
+        runs = backend.info.provider
+        if s.workers:  # an engine in this process: what engine.workers chose
+            runs += f"; {s.workers} worker(s) of {s.intra_op_threads} thread(s)"
+            runs += f", engine.workers {bot.config.engine.workers}"
         lines.append(
-            f"Model {name} ({backend.info.provider}): queue {s.queue_depth}, "
+            f"Model {name} ({runs}): queue {s.queue_depth}, "
             f"active {s.active_requests}, served {s.requests_served}, "
             f"failed {s.requests_failed}, {s.chars_per_second:,.0f} chars/s"
         )

@@ -105,7 +105,8 @@ def start_serve(host: str, port: int) -> None:
 def max_ongoing_requests(models: Sequence[ModelDeployment]) -> int:
     """Everything the engines can hold (their batches and queues), plus one: a request over a
     model's capacity reaches its engine and gets a 429 instead of waiting in Serve's queue."""
-    return sum(m.engine.workers * m.engine.max_batch + m.engine.max_queue for m in models) + 1
+    held = (m.engine.threads.workers * m.engine.max_batch + m.engine.max_queue for m in models)
+    return sum(held) + 1
 
 
 def deploy(
@@ -117,7 +118,7 @@ def deploy(
     """Deploy (or update) the server on Serve, which must be started: `replicas` replicas, each
     reserving a CPU per engine worker thread of every model."""
     options: dict[str, Any] = {
-        "num_cpus": sum(m.engine.workers for m in models),
+        "num_cpus": sum(m.engine.threads.workers for m in models),
         "runtime_env": {"env_vars": REPLICA_ENV},
     }
     if gpus_per_replica:

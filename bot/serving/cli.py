@@ -13,6 +13,7 @@ when it serves another address with no key. The key is never logged or printed.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import ipaddress
 import logging
 import os
@@ -80,7 +81,11 @@ def deployments(config: Config) -> list[ModelDeployment]:
     from bot.runtime import engine_config
     from bot.serving.server import ModelDeployment
 
-    engine: EngineConfig = engine_config(config)
+    # A replica uses what Ray gives it: the CPUs it reserves, one per worker; `auto` reserves
+    # one (Ray's default for an actor), so a replica of `auto` runs one worker per model.
+    configured: EngineConfig = engine_config(config)
+    reserved = configured.workers if isinstance(configured.workers, int) else 1
+    engine = dataclasses.replace(configured, cores=reserved)
     models = [
         ModelDeployment(spec.name, spec.path, engine, spec.chat_name)
         for spec in config.models.models.values()

@@ -44,7 +44,8 @@ def test_defaults(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     assert config.discord.manage_channels_required is True
     assert config.discord.cooldown_seconds == 3.0
     e = config.engine
-    assert (e.provider, e.workers, e.max_batch, e.max_queue) == ("auto", 1, 32, 256)
+    assert (e.provider, e.workers, e.intra_op_threads) == ("auto", "auto", "auto")
+    assert (e.max_batch, e.max_queue) == (32, 256)
     assert (e.max_prompt_chars, e.max_length, e.timeout_seconds) == (2000, 1000, 60.0)
     g = config.generation
     assert (g.temperature, g.top_k, g.top_p, g.length) == (0.8, 0, 1.0, 300)
@@ -312,13 +313,17 @@ def test_section_that_is_not_a_table(tmp_path: Path) -> None:
     [
         (
             '[engine]\nworkers = "two"\n',
-            r"engine\.workers must be a whole number, not 'two' \(a string\)",
+            r"engine\.workers must be a whole number or 'auto', not 'two' \(a string\)",
         ),
         (
             "[engine]\nworkers = 2.5\n",
-            r"engine\.workers must be a whole number, not 2\.5 \(a float\)",
+            r"engine\.workers must be a whole number or 'auto', not 2\.5 \(a float\)",
         ),
-        ("[engine]\nworkers = true\n", r"engine\.workers must be a whole number, not True"),
+        (
+            "[engine]\nworkers = true\n",
+            r"engine\.workers must be a whole number or 'auto', not True",
+        ),
+        ("[engine]\nintra_op_threads = 0\n", r"engine\.intra_op_threads must be at least 1, not 0"),
         ("[engine]\nworkers = 0\n", r"engine\.workers must be from 1 to 64, not 0"),
         ("[engine]\nworkers = 100000\n", r"engine\.workers must be from 1 to 64, not 100000"),
         (
@@ -363,11 +368,15 @@ def test_wrong_types_and_values_in_file(tmp_path: Path, text: str, message: str)
 @pytest.mark.parametrize(
     "var, value, message",
     [
-        ("CHARBOT_ENGINE_WORKERS", "two", r"engine\.workers must be a whole number, not 'two'"),
+        (
+            "CHARBOT_ENGINE_WORKERS",
+            "two",
+            r"engine\.workers must be a whole number or 'auto', not 'two'",
+        ),
         ("CHARBOT_DISCORD_SYNC_GLOBAL", "maybe", r"must be true or false, not 'maybe'"),
         ("CHARBOT_DISCORD_OWNER_IDS", "1,x", r"discord\.owner_ids\[1\] must be a whole number"),
         ("CHARBOT_GENERATION_TOP_P", "inf", r"must be a finite number"),
-        ("CHARBOT_ENGINE_WORKERS", "", r"must be a whole number, not ''"),
+        ("CHARBOT_ENGINE_WORKERS", "", r"must be a whole number or 'auto', not ''"),
     ],
 )
 def test_wrong_types_in_env(var: str, value: str, message: str) -> None:
@@ -393,7 +402,9 @@ def test_metrics_and_log_format_from_file_env_and_overrides(tmp_path: Path) -> N
 def test_wrong_type_in_overrides() -> None:
     with pytest.raises(ConfigError, match=r"^Command-line override: engine\.workers must be"):
         load_config(None, {}, {"engine.workers": "many"})
-    with pytest.raises(ConfigError, match=r"engine\.workers must be a whole number, not 2\.0"):
+    with pytest.raises(
+        ConfigError, match=r"engine\.workers must be a whole number or 'auto', not 2\.0"
+    ):
         load_config(None, {}, {"engine.workers": 2.0})
 
 
@@ -435,3 +446,13 @@ def test_token_elsewhere_is_rejected() -> None:
     assert TOKEN not in str(info.value)
     with pytest.raises(ConfigError, match="DISCORD_TOKEN"):
         load_config(None, {}, {"discord.token": TOKEN})
+
+
+def test_workers_and_intra_op_threads_take_auto_or_a_number(tmp_path: Path) -> None:
+    config = load(write(tmp_path, '[engine]\nworkers = "auto"\nintra_op_threads = 2\n'))
+    assert (config.engine.workers, config.engine.intra_op_threads) == ("auto", 2)
+    env = {"CHARBOT_ENGINE_WORKERS": "Auto", "CHARBOT_ENGINE_INTRA_OP_THREADS": "3"}
+    config = load_config(None, env, {})
+    assert (config.engine.workers, config.engine.intra_op_threads) == ("auto", 3)
+    config = load_config(None, env, {"engine.workers": "4"})  # a flag, as text
+    assert config.engine.workers == 4

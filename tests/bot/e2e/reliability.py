@@ -19,16 +19,22 @@ REPO = Path(__file__).resolve().parents[3]
 
 @contextlib.asynccontextmanager
 async def bot_process(
-    server: FakeDiscord, log_path: Path, *argv: str
+    server: FakeDiscord, log_path: Path, *argv: str, cpus: set[int] | None = None
 ) -> AsyncIterator[asyncio.subprocess.Process]:
     """`python -m bot ARGV` as its own process against `server`, its output in `log_path`,
-    yielded once it has connected and synced its commands; killed on exit if still running."""
+    yielded once it has connected and synced its commands; killed on exit if still running.
+    `cpus`: the cores it may run on (its CPU affinity, as `taskset` sets it)."""
     env = {**os.environ, **discord_env(server), "PYTHONPATH": str(REPO)}
     guild_id = server.world.guild.id
+
+    def pin() -> None:
+        if cpus is not None:
+            os.sched_setaffinity(0, cpus)
+
     with log_path.open("wb") as log:
         proc = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "bot", *argv,
-            cwd=REPO, env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
+            cwd=REPO, env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=log, preexec_fn=pin,
         )  # fmt: skip
     try:
         await server.wait_until(

@@ -8,6 +8,7 @@ import asyncio
 import contextlib
 import json
 import math
+import os
 import signal
 import threading
 from pathlib import Path
@@ -310,3 +311,25 @@ async def test_an_unreachable_served_model_is_not_called_ready(
         loaded = {m: metrics[("charbot_model_loaded", (("model", m),))] for m in ("far", "tiny")}
         assert loaded == {"far": 0, "tiny": 1}, loaded
         assert "far" in bot.models.names  # loaded, only unreachable
+
+
+async def test_auto_workers_fit_the_cores_the_process_may_use(
+    fake_discord: FakeDiscord, tmp_path: Path, tiny_onnx: Path
+) -> None:
+    """The default engine.workers (auto) follows the process's CPU affinity, not the machine's
+    core count, and says what it chose: in the log at start and in /admin status."""
+    path = write_config(tmp_path, fake_discord, tiny_onnx)
+    path.write_text(path.read_text().replace("workers = 1\n", ""))  # the default: auto
+    log_path = tmp_path / "bot.log"
+    one_core = {min(os.sched_getaffinity(0))}
+    async with bot_process(fake_discord, log_path, "--config", str(path), "run", cpus=one_core):
+        owner = fake_discord.world.owner
+        ia = await fake_discord.invoke_command("admin status", {}, user=owner)
+        status = (await ia.wait_response()).content or ""
+    assert (
+        "Model tiny (CPUExecutionProvider; 1 worker(s) of 1 thread(s), engine.workers auto): "
+    ) in status, status
+    assert (
+        "engine: each ONNX model runs 1 worker(s) of 1 thread(s) (auto, sized to 1 core(s)); "
+        "this process may use 1 core(s), shared with the event loop"
+    ) in log_path.read_text(), log_path.read_text()[-3000:]

@@ -7,9 +7,14 @@ import pytest
 
 from bot.errors import CharbotError, GenerationError, InvalidParamsError
 from bot.generation.params import (
+    AUTO,
+    MAX_WORKERS,
     EngineConfig,
     GenerationLimits,
     GenerationParams,
+    engine_cores,
+    engine_threads,
+    usable_cores,
     validate_prompt,
 )
 
@@ -71,8 +76,42 @@ def test_prompt_limit() -> None:
 @pytest.mark.parametrize(
     "change",
     [{"provider": "tpu"}, {"workers": 0}, {"max_batch": 0}, {"max_queue": -1},
-     {"request_timeout": 0}, {"drain_timeout": -1}, {"intra_op_threads": 0}],
+     {"request_timeout": 0}, {"drain_timeout": -1}, {"intra_op_threads": 0},
+     {"workers": "many"}, {"workers": 65}, {"cores": 0}],
 )  # fmt: skip
 def test_bad_engine_config(change: dict[str, Any]) -> None:
     with pytest.raises(ValueError):
         EngineConfig(**change)
+
+
+@pytest.mark.parametrize(
+    ("cores", "workers", "intra", "expected"),
+    [
+        (1, AUTO, AUTO, (1, 1)),
+        (7, AUTO, AUTO, (7, 1)),  # an 8-core host, one core kept for the event loop
+        (7, 1, AUTO, (1, 7)),  # one worker: its session runs on the cores
+        (7, 2, AUTO, (2, 3)),
+        (7, AUTO, 2, (7, 2)),
+        (7, 3, 1, (3, 1)),
+        (500, AUTO, AUTO, (MAX_WORKERS, 7)),
+    ],
+)
+def test_auto_sizes_the_engine_to_its_cores(
+    cores: int, workers: Any, intra: Any, expected: tuple[int, int]
+) -> None:
+    threads = engine_threads(workers, intra, cores)
+    assert (threads.workers, threads.intra_op_threads) == expected
+    assert EngineConfig(workers=workers, intra_op_threads=intra, cores=cores).threads == threads
+
+
+def test_auto_on_a_gpu_is_one_worker_whatever_the_cores() -> None:
+    threads = EngineConfig(cores=7).threads_on(gpu=True)
+    assert (threads.workers, threads.intra_op_threads) == (1, 1)
+    assert EngineConfig(workers=3, cores=7).threads_on(gpu=True).workers == 3  # as asked
+
+
+def test_auto_is_the_default_and_keeps_a_core_for_the_event_loop() -> None:
+    default = EngineConfig()
+    assert (default.workers, default.intra_op_threads, default.cores) == (AUTO, AUTO, None)
+    assert engine_cores() == max(1, usable_cores() - 1)
+    assert (default.threads.workers, default.threads.intra_op_threads) == (engine_cores(), 1)

@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 
 from bot.cli import main
-from bot.serving.cli import ServeError, is_loopback, read_api_key
+from bot.config import load_config
+from bot.serving.cli import ServeError, deployments, is_loopback, read_api_key
 
 
 def test_a_config_without_onnx_models_is_one_sentence(
@@ -63,3 +64,16 @@ def test_every_command_runs_with_the_servers_key_set(tmp_path: Path) -> None:
 def test_loopback_addresses() -> None:
     assert all(map(is_loopback, ["127.0.0.1", "127.0.0.2", "::1", "localhost"]))
     assert not any(map(is_loopback, ["0.0.0.0", "::", "192.168.1.4", "example.org"]))
+
+
+def test_a_replica_of_auto_workers_runs_on_the_cpu_ray_reserves_for_it(
+    tmp_path: Path, tiny_onnx: Path
+) -> None:
+    """`auto` in a replica means what Ray gives it, not the node's cores: one reserved CPU, one
+    worker; a number of workers reserves that many CPUs, each worker on one."""
+    for workers, expected in (('"auto"', (1, 1)), ("3", (3, 1))):
+        path = tmp_path / "serve.toml"
+        path.write_text(f'[engine]\nworkers = {workers}\n[models.tiny]\npath = "{tiny_onnx}"\n')
+        (model,) = deployments(load_config(path, {}, {}))
+        threads = model.engine.threads
+        assert (threads.workers, threads.intra_op_threads) == expected, workers
