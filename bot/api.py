@@ -1,19 +1,40 @@
-"""The public plugin API: the one module a third-party plugin imports from `bot`.
+"""The public plugin API: the one module a plugin imports from `bot` (`docs/plugins.md`).
 
 A plugin is a discord.py extension (`async def setup(bot: CharBot) -> None`), found through the
-`charbot.plugins` entry-point group or the config's `plugins.enabled`. Its Discord-free parts
-(settings keys, backend kinds) go in an optional `def register(services: Services) -> None`,
-which its `setup` calls and which the console chat calls alone. A generation backend implements
-`GenerationBackend` and is made available with `services.models.register_kind(kind, factory)`.
-Everything else in `bot` is internal and may change without notice.
+`charbot.plugins` entry-point group or the config's `plugins.enabled`. Its Discord-free parts go
+in an optional `def register(services: Services) -> None`, which its `setup` calls and which the
+console chat calls alone:
+
+- settings: `services.settings_registry.register_channel(key, ..., fills=...)`, where `fills`
+  names what the key sets in a completion (`MODEL`, or a `GenerationParams` field);
+- generation backends: `services.models.register_kind(kind, factory)`, the backend implementing
+  `GenerationBackend`.
+
+Slash commands are cogs on `CharbotCog` / `CharbotGroupCog`, whose failures reach the user as
+ephemeral replies: a handler raises a `CharbotError` (its message is the sentence shown), checks
+with `manage_channels()`, and answers with `reply`. The `models` package (the model family and
+tokenizers) is public too. Everything else in `bot` is internal and may change without notice.
 """
 
 from __future__ import annotations
 
-from bot.config import ModelSpec
-from bot.core.completions import CompletionService
+from bot.config import Config, ModelSpec
+from bot.core.completions import CompletionService, unknown_note
+from bot.core.records import Claim, ClaimStatus, CompletionRecord, CompletionRecords
 from bot.core.services import Services
-from bot.discord.app import CharBot
+from bot.discord.app import NO_MENTIONS, CharBot
+from bot.discord.cogs import (
+    ELLIPSIS,
+    MESSAGE_LIMIT,
+    CharbotCog,
+    CharbotGroupCog,
+    charbot,
+    fit,
+    manage_channels,
+    reply,
+    request_origin,
+)
+from bot.discord.sharding import shards_text
 from bot.errors import (
     CharbotError,
     EngineBusyError,
@@ -23,10 +44,12 @@ from bot.errors import (
     ModelLoadError,
     ModelUnavailableError,
     RequestTimeoutError,
+    UnknownModelError,
     WorkerError,
 )
 from bot.generation.backend import (
     BackendStats,
+    CharRate,
     Completion,
     FinishReason,
     GenerationBackend,
@@ -43,22 +66,37 @@ from bot.generation.params import (
 )
 from bot.generation.registry import BackendFactory, ModelRegistry
 from bot.settings import (
+    MODEL,
     InvalidSettingError,
     SettingsError,
+    SettingSpec,
     SettingsRegistry,
+    UnknownSettingError,
     Validator,
     resolve,
 )
 from bot.stores import SettingsStore
 
 __all__ = [
+    "ELLIPSIS",
     "MAX_TEMPERATURE",
+    "MESSAGE_LIMIT",
+    "MODEL",
+    "NO_MENTIONS",
     "BackendFactory",
     "BackendStats",
     "CharBot",
+    "CharRate",
+    "CharbotCog",
     "CharbotError",
+    "CharbotGroupCog",
+    "Claim",
+    "ClaimStatus",
     "Completion",
+    "CompletionRecord",
+    "CompletionRecords",
     "CompletionService",
+    "Config",
     "EngineBusyError",
     "EngineClosedError",
     "FinishReason",
@@ -76,13 +114,23 @@ __all__ = [
     "ReportsAvailability",
     "RequestTimeoutError",
     "Services",
+    "SettingSpec",
     "SettingsError",
     "SettingsRegistry",
     "SettingsStore",
     "StreamChunk",
+    "UnknownModelError",
+    "UnknownSettingError",
     "Validator",
     "WorkerError",
+    "charbot",
     "check_temperature",
+    "fit",
+    "manage_channels",
+    "reply",
+    "request_origin",
     "resolve",
+    "shards_text",
+    "unknown_note",
     "validate_prompt",
 ]

@@ -49,7 +49,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Union, get_args, get_origin, get_type_hints
 
-from bot.core.plugins import BUILTIN_PLUGINS
 from bot.errors import CharbotError
 from bot.generation.params import (
     AUTO,
@@ -58,17 +57,26 @@ from bot.generation.params import (
     REQUEST_TIMEOUT,
     Auto,
     EngineConfig,
+    GenerationLimits,
     GenerationParams,
     IoBinding,
     Provider,
 )
 from bot.ops.logs import LogFormat
 from bot.stores.urls import mask_url
+from models import BUNDLED_MODEL
 
 log = logging.getLogger(__name__)
 
-BUNDLED_MODEL = Path(__file__).resolve().parent.parent / "models" / "shakespeare.onnx"
-DEFAULT_PLUGINS = BUILTIN_PLUGINS
+#: The plugins a config loads unless its `plugins.enabled` says otherwise: the built-in ones.
+DEFAULT_PLUGINS = (
+    "bot.plugins.completion",
+    "bot.plugins.continuation",
+    "bot.plugins.temperature",
+    "bot.plugins.channel_settings",
+    "bot.plugins.model",
+    "bot.plugins.admin",
+)
 TOKEN_ENV = "DISCORD_TOKEN"
 #: Discord's rule: at most one IDENTIFY per rate-limit bucket in this many seconds.
 IDENTIFY_SPACING_SECONDS = 5.0
@@ -196,6 +204,11 @@ class EngineSection:
     max_length: int = field(default=ENGINE_DEFAULTS.limits.max_length, metadata=_at_least(1))
     timeout_seconds: float = field(default=REQUEST_TIMEOUT, metadata={"check": _positive})
 
+    @property
+    def limits(self) -> GenerationLimits:
+        """The bounds the engine enforces on every request, as this section sets them."""
+        return GenerationLimits(max_length=self.max_length, max_prompt=self.max_prompt_chars)
+
 
 @dataclass(frozen=True)
 class GenerationSection:
@@ -233,20 +246,18 @@ class ModelSpec:
 BUNDLED_CHAT_NAME = "JULIET"
 
 
+#: The model a config that names none serves: the one that ships with the project.
+BUNDLED_SPEC = ModelSpec(BUNDLED_MODEL.stem, str(BUNDLED_MODEL), chat_name=BUNDLED_CHAT_NAME)
+
+
 def _bundled_models() -> Mapping[str, ModelSpec]:
-    return types.MappingProxyType(
-        {
-            "shakespeare": ModelSpec(
-                "shakespeare", str(BUNDLED_MODEL), "onnx", chat_name=BUNDLED_CHAT_NAME
-            )
-        }
-    )
+    return types.MappingProxyType({BUNDLED_SPEC.name: BUNDLED_SPEC})
 
 
 @dataclass(frozen=True)
 class ModelsSection:
     models: Mapping[str, ModelSpec] = field(default_factory=_bundled_models)
-    default: str = "shakespeare"
+    default: str = BUNDLED_SPEC.name
 
 
 @dataclass(frozen=True)
@@ -434,9 +445,9 @@ class _Builder:
         self.file: Path | None = None
         # Model name -> its keys; the bundled model stands until a file names models.
         self.models: dict[str, dict[str, _Set]] = {
-            "shakespeare": {
-                "path": _Set(str(BUNDLED_MODEL), "default"),
-                "chat_name": _Set(BUNDLED_CHAT_NAME, "default"),
+            BUNDLED_SPEC.name: {
+                "path": _Set(BUNDLED_SPEC.path, "default"),
+                "chat_name": _Set(BUNDLED_SPEC.chat_name, "default"),
             }
         }
         self.default_model: _Set | None = None

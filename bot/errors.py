@@ -1,7 +1,7 @@
 """The bot's errors: one hierarchy for the whole `bot` package (httpx `_exceptions.py` style).
 
-Every message is a sentence a user or an operator can read as it is. Errors from onnxruntime
-(and later sqlite and discord) are converted where they enter, with `raise ... from exc`.
+Every message is a sentence a user or an operator can read as it is. Errors from onnxruntime, the
+stores' drivers and discord.py are converted where they enter, with `raise ... from exc`.
 
 CharbotError
  ├── ModelLoadError            a model file that is missing, unreadable or breaks the contract
@@ -15,7 +15,7 @@ CharbotError
  │    ├── EngineClosedError    the engine is shut down (or shutting down)
  │    ├── RequestTimeoutError  the request ran past its time limit
  │    ├── WorkerError          a worker failed while running the request
- │    └── ModelUnavailableError  a model server that cannot be reached
+ │    └── ModelUnavailableError  a model (served elsewhere) that cannot be reached for now
  ├── ConfigError               (bot.config) a config file, variable or flag that is wrong
  └── SettingsError             (bot.settings) per-channel settings
       ├── UnknownSettingError       a key no loaded plugin registered

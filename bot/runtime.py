@@ -19,7 +19,7 @@ from bot.errors import ModelLoadError
 from bot.generation.backend import GenerationBackend
 from bot.generation.engine import Engine
 from bot.generation.observer import EngineObserver
-from bot.generation.params import EngineConfig, GenerationLimits, usable_cores
+from bot.generation.params import EngineConfig, usable_cores
 from bot.generation.registry import ModelRegistry
 from bot.ops.metrics import Metrics
 from bot.serving.openai_backend import OPENAI_KIND, OpenAIBackend
@@ -39,7 +39,7 @@ def engine_config(config: Config) -> EngineConfig:
         max_batch=e.max_batch,
         max_queue=e.max_queue,
         request_timeout=e.timeout_seconds,
-        limits=GenerationLimits(max_length=e.max_length, max_prompt=e.max_prompt_chars),
+        limits=e.limits,
     )
 
 

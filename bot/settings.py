@@ -2,11 +2,14 @@
 
 Scopes, most specific wins: a per-call option, then the channel's setting, then the config's
 default (`resolve`). Each plugin registers the keys it owns, with a default and a validator, as
-Red-DiscordBot's `Config.register_channel` does; a key nobody registered is an error.
+Red-DiscordBot's `Config.register_channel` does; a key nobody registered is an error. A key
+declares what it means to a completion (`fills`): the `GenerationParams` field it sets, or `MODEL`
+(the model that writes); the completion service reads these declarations, never a key's name.
 
     registry = SettingsRegistry()
     registry.register_channel(
-        "temperature", default=None, validate=validate_temperature, owner="temperature"
+        "temperature", default=None, validate=validate_temperature, owner="temperature",
+        fills="temperature",
     )
     store = await open_store("sqlite:///charbot.sqlite3", registry)   # bot.stores
     await store.set(channel_id, "temperature", 0.5)
@@ -32,9 +35,10 @@ import logging
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Final, TypeVar
 
 from bot.errors import CharbotError
+from bot.generation.params import GenerationParams
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +46,11 @@ T = TypeVar("T")
 
 #: Takes a raw value, returns the normalized one, or raises `InvalidSettingError`.
 Validator = Callable[[Any], Any]
+
+#: What a setting fills when it names the channel's model rather than a `GenerationParams` field.
+MODEL: Final = "model"
+#: Everything a setting may fill: the model, or one of the request's params.
+FILLABLE: Final = frozenset({MODEL, *GenerationParams.__dataclass_fields__})
 
 
 # -- errors ----------------------------------------------------------------------------------------
@@ -116,6 +125,8 @@ class SettingSpec:
     validate: Validator
     owner: str
     description: str = ""
+    #: `MODEL`, or the `GenerationParams` field the key's value sets (None: neither).
+    fills: str | None = None
 
 
 class SettingsRegistry:
@@ -132,8 +143,10 @@ class SettingsRegistry:
         validate: Validator | None = None,
         owner: str,
         description: str = "",
+        fills: str | None = None,
     ) -> SettingSpec:
-        """Register a per-channel key. The same owner may register again (an extension reload)."""
+        """Register a per-channel key, and what it `fills` (`MODEL` or a `GenerationParams`
+        field), if anything. The same owner may register again (an extension reload)."""
         if not key or not isinstance(key, str):
             raise SettingRegistrationError(
                 f"A setting key must be a non-empty string, not {key!r}."
@@ -144,11 +157,25 @@ class SettingsRegistry:
                 f"Setting {key!r} is already registered by {current.owner!r}; "
                 f"{owner!r} cannot register it too."
             )
+        if fills is not None:
+            self._check_fills(key, fills)
         # The default is stored nowhere, but it must survive the same JSON round trip as values.
         encode_value(key, default)
-        spec = SettingSpec(key, default, validate or _any_value, owner, description)
+        spec = SettingSpec(key, default, validate or _any_value, owner, description, fills)
         self._specs[key] = spec
         return spec
+
+    def _check_fills(self, key: str, fills: str) -> None:
+        if fills not in FILLABLE:
+            raise SettingRegistrationError(
+                f"Setting {key!r} cannot fill {fills!r}; it may fill: "
+                f"{', '.join(sorted(FILLABLE))}."
+            )
+        other = self.key_filling(fills)
+        if other is not None and other != key:
+            raise SettingRegistrationError(
+                f"Setting {other!r} already fills {fills!r}; {key!r} cannot fill it too."
+            )
 
     def unregister_owner(self, owner: str) -> None:
         """Forget the keys `owner` registered (its plugin unloaded); stored values are kept."""
@@ -169,6 +196,22 @@ class SettingsRegistry:
 
     def keys(self) -> list[str]:
         return sorted(self._specs)
+
+    def specs(self) -> list[SettingSpec]:
+        """Every registered key, in the order the plugins registered them."""
+        return list(self._specs.values())
+
+    def key_filling(self, fills: str) -> str | None:
+        """The key that fills `fills` (`MODEL` or a `GenerationParams` field), if one does."""
+        return next((s.key for s in self._specs.values() if s.fills == fills), None)
+
+    def param_keys(self) -> dict[str, str]:
+        """`GenerationParams` field by key, for every key that fills one."""
+        fields = {}
+        for spec in self._specs.values():
+            if spec.fills is not None and spec.fills != MODEL:
+                fields[spec.key] = spec.fills
+        return fields
 
     def default(self, key: str) -> Any:
         return self.spec(key).default

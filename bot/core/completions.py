@@ -1,8 +1,10 @@
 """Completion in a channel: resolve the channel's settings, call its model, track the work.
 
 Scopes, most specific wins: the call's own option, then the channel's setting, then the config's
-default. Used by the Discord plugins and by the console chat alike, so both end answers cleanly
-(`GenerationParams.clean_end`) and say the same about prompt pieces a model does not know.
+default. Which setting sets what is each key's declaration (`SettingSpec.fills`), made by the
+plugin owning the key: this service names no key. Used by the Discord plugins and by the console
+chat alike, so both end answers cleanly (`GenerationParams.clean_end`) and say the same about
+prompt pieces a model does not know.
 
 Every completion is counted by model and outcome (`bot.ops.metrics`) and runs under a request id
 (`bot.ops.logs`): `track` gives a handler's work one, so the handler's lines, this service's and
@@ -16,6 +18,7 @@ import contextlib
 import logging
 from collections.abc import AsyncGenerator, AsyncIterator, Iterator
 from contextlib import asynccontextmanager
+from dataclasses import replace
 from typing import Any
 
 from bot.config import GenerationSection
@@ -25,16 +28,10 @@ from bot.generation.params import GenerationParams
 from bot.generation.registry import ModelRegistry
 from bot.ops.logs import current_request_id, log_context, new_request_id
 from bot.ops.metrics import Metrics, outcome_of
-from bot.settings import UnknownSettingError, resolve
+from bot.settings import MODEL, UnknownSettingError
 from bot.stores.base import SettingsStore
 
 log = logging.getLogger(__name__)
-
-TEMPERATURE_KEY = "temperature"
-MODEL_KEY = "model"
-LENGTH_KEY = "length"
-TOP_K_KEY = "top_k"
-TOP_P_KEY = "top_p"
 
 UNKNOWN_SHOWN = 10  # unknown pieces listed by name in the note; the rest are counted
 PIECE_SHOWN = 20  # characters of each listed piece
@@ -100,9 +97,18 @@ class CompletionService:
         except UnknownSettingError:
             return None
 
+    @property
+    def default_params(self) -> GenerationParams:
+        """The params of a request that gives no option, in a channel that set nothing."""
+        d = self.defaults
+        return GenerationParams(
+            max_length=d.length, temperature=d.temperature, top_k=d.top_k, top_p=d.top_p
+        )
+
     async def channel_model(self, channel_id: int) -> str:
         """The name of the model that writes in the channel: its own choice, else the default."""
-        chosen = await self.channel_setting(channel_id, MODEL_KEY)
+        key = self.settings.registry.key_filling(MODEL)
+        chosen = None if key is None else await self.channel_setting(channel_id, key)
         return self.default_model if chosen is None else str(chosen)
 
     async def channel_backend(self, channel_id: int) -> GenerationBackend:
@@ -113,16 +119,13 @@ class CompletionService:
     ) -> GenerationParams:
         """The params of a request in the channel: the call's options, else the channel's
         settings, else the config's defaults."""
-        defaults = self.defaults
         # One read for all of them; a key no loaded plugin registered is absent (None).
         channel = await self.settings.get_all(channel_id)
-        return GenerationParams(
-            max_length=resolve(length, channel.get(LENGTH_KEY), defaults.length),
-            temperature=resolve(temperature, channel.get(TEMPERATURE_KEY), defaults.temperature),
-            top_k=resolve(None, channel.get(TOP_K_KEY), defaults.top_k),
-            top_p=resolve(None, channel.get(TOP_P_KEY), defaults.top_p),
-            clean_end=True,
-        )
+        fields = self.settings.registry.param_keys()
+        own = {field: channel[key] for key, field in fields.items() if channel.get(key) is not None}
+        per_call = {"max_length": length, "temperature": temperature}
+        own.update((field, value) for field, value in per_call.items() if value is not None)
+        return replace(self.default_params, **own, clean_end=True)
 
     async def complete(
         self,

@@ -1,8 +1,9 @@
-"""Plugin discovery: the built-in plugins, and the third-party ones found through entry points.
+"""Plugin discovery: the config's plugins (the built-in ones by default), and the third-party ones
+found through entry points.
 
 A plugin is a discord.py extension: a module with `async def setup(bot) -> None` that adds its
 cogs. Plugins load only from two places, never from a path a user types: the config's
-`plugins.enabled` list and the Python entry-point group `charbot.plugins`.
+`plugins.enabled` list and the Python entry-point group `charbot.plugins` (`ENTRY_POINT_GROUP`).
 """
 
 from __future__ import annotations
@@ -14,15 +15,6 @@ from importlib.metadata import entry_points
 log = logging.getLogger(__name__)
 
 ENTRY_POINT_GROUP = "charbot.plugins"
-
-BUILTIN_PLUGINS = (
-    "bot.plugins.completion",
-    "bot.plugins.continuation",
-    "bot.plugins.temperature",
-    "bot.plugins.channel_settings",
-    "bot.plugins.model",
-    "bot.plugins.admin",
-)
 
 
 @dataclass(frozen=True)

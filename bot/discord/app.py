@@ -23,7 +23,7 @@ from discord.ext import commands
 
 from bot.config import Config
 from bot.core.completions import CompletionService
-from bot.core.plugins import PluginSource
+from bot.core.plugins import ENTRY_POINT_GROUP, PluginSource
 from bot.core.services import Services
 from bot.discord.sharding import IdentifyGate, runs_shard_zero
 from bot.errors import PluginError
@@ -33,6 +33,10 @@ from bot.settings import SettingsRegistry
 from bot.stores import SettingsStore
 
 log = logging.getLogger(__name__)
+
+#: Every message the bot sends pings nobody: generated text must never ping @everyone, a role
+#: or a user. The client sends each message with it unless a call says otherwise.
+NO_MENTIONS = discord.AllowedMentions.none()
 
 #: The store's meta key (plus the scope) for the hash of the commands last synced.
 COMMANDS_HASH_KEY = "commands.sha256."
@@ -62,8 +66,7 @@ class CharBot(commands.AutoShardedBot):
             command_prefix=commands.when_mentioned,
             help_command=None,
             intents=intents,
-            # Generated text must never ping @everyone, a role or a user.
-            allowed_mentions=discord.AllowedMentions.none(),
+            allowed_mentions=NO_MENTIONS,
             owner_ids=set(config.discord.owner_ids) or None,
             # None: discord.py asks Discord for its recommended count (GET /gateway/bot).
             shard_count=shards.shard_count or None,
@@ -115,7 +118,7 @@ class CharBot(commands.AutoShardedBot):
 
     async def setup_hook(self) -> None:
         # First, so /healthz and /readyz answer while the models load and the gateway connects.
-        self.ops_server = await serve_ops(self)
+        self.ops_server = await serve_ops(self, self.services)
         # Buckets are shard_id % max_concurrency; discord.py does not keep the figure.
         limits = await self.fetch_session_start_limits()
         self.identify_gate.max_concurrency = limits.max_concurrency
@@ -213,7 +216,7 @@ class CharBot(commands.AutoShardedBot):
         if source is None:
             raise PluginError(
                 f"There is no plugin named {name!r}; plugins load only from the config's list and "
-                f"the {'charbot.plugins'!r} entry points: {', '.join(self.plugin_sources)}."
+                f"the {ENTRY_POINT_GROUP!r} entry points: {', '.join(self.plugin_sources)}."
             )
         return source
 

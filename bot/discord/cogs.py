@@ -20,8 +20,6 @@ log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
-NO_MENTIONS = discord.AllowedMentions.none()
-
 MESSAGE_LIMIT = 2000  # Discord's limit on a message's content
 ELLIPSIS = "…"
 
@@ -62,15 +60,13 @@ def fit(text: str, limit: int = MESSAGE_LIMIT) -> str:
 
 
 async def reply(interaction: discord.Interaction, content: str, *, ephemeral: bool = False) -> None:
-    """Answer an interaction whether or not it was deferred, with mentions disabled, within
-    Discord's length limit."""
+    """Answer an interaction whether or not it was deferred, within Discord's length limit (the
+    client sends every message with mentions disabled: `NO_MENTIONS`)."""
     content = fit(content)
     if interaction.response.is_done():
-        await interaction.followup.send(content, ephemeral=ephemeral, allowed_mentions=NO_MENTIONS)
+        await interaction.followup.send(content, ephemeral=ephemeral)
     else:
-        await interaction.response.send_message(
-            content, ephemeral=ephemeral, allowed_mentions=NO_MENTIONS
-        )
+        await interaction.response.send_message(content, ephemeral=ephemeral)
 
 
 def describe_failure(error: app_commands.AppCommandError) -> str | None:

@@ -19,6 +19,8 @@ from collections.abc import AsyncIterator, Sequence
 from contextlib import AbstractAsyncContextManager
 from typing import Protocol
 
+import discord
+
 from bot.errors import CharbotError
 
 log = logging.getLogger(__name__)
@@ -116,3 +118,12 @@ class IdentifyGate:
 def latency_text(seconds: float) -> str:
     """A shard's heartbeat latency for people; discord.py reports inf/nan before the first ACK."""
     return f"{seconds * 1000:.0f} ms" if math.isfinite(seconds) else "no heartbeat yet"
+
+
+def shards_text(client: discord.AutoShardedClient) -> str:
+    """This process's shards out of the total, each one's latency, and its guild count."""
+    latencies = ", ".join(f"{sid}: {latency_text(lat)}" for sid, lat in sorted(client.latencies))
+    return (
+        f"Shards {latencies or 'none connected'} (of {client.shard_count or '?'}); "
+        f"guilds {len(client.guilds)}"
+    )

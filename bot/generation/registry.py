@@ -12,7 +12,7 @@ import logging
 from collections.abc import Awaitable, Callable
 
 from bot.config import ModelSpec
-from bot.errors import CharbotError, UnknownModelError
+from bot.errors import CharbotError, ModelUnavailableError, UnknownModelError
 from bot.generation.backend import GenerationBackend, ReportsAvailability
 
 log = logging.getLogger(__name__)
@@ -70,7 +70,8 @@ class ModelRegistry:
                 f"There is no model named {name!r}; available: {', '.join(self.names) or 'none'}."
             )
         if (why := self.unavailable(name)) is not None:
-            raise UnknownModelError(f"Model {name!r} is not available: {why}")
+            # Configured and loaded, but unreachable for now: not unknown, and back later.
+            raise ModelUnavailableError(f"Model {name!r} is not available: {why}")
         return backend
 
     def unavailable(self, name: str) -> str | None:

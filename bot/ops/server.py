@@ -14,6 +14,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
+import discord
 from aiohttp import web
 
 from bot.errors import MetricsServerError
@@ -21,19 +22,19 @@ from bot.ops.health import Readiness, readiness, shard_states
 from bot.ops.metrics import CONTENT_TYPE_LATEST, Metrics
 
 if TYPE_CHECKING:
-    from bot.discord.app import CharBot
+    from bot.core.services import Services
 
 log = logging.getLogger(__name__)
 
 
-async def serve_ops(bot: CharBot) -> OpsServer | None:
-    """The bot's gateway joins its metrics; the endpoint starts when `metrics.port` is set."""
-    metrics = bot.services.metrics
-    metrics.watch_gateway(lambda: shard_states(bot))
-    section = bot.config.metrics
+async def serve_ops(client: discord.Client, services: Services) -> OpsServer | None:
+    """The client's gateway joins the metrics; the endpoint starts when `metrics.port` is set."""
+    metrics = services.metrics
+    metrics.watch_gateway(lambda: shard_states(client))
+    section = services.config.metrics
     if not section.port:
         return None
-    server = OpsServer(metrics, lambda: readiness(bot, bot.services), section.host, section.port)
+    server = OpsServer(metrics, lambda: readiness(client, services), section.host, section.port)
     await server.start()
     return server
 

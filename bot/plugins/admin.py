@@ -8,26 +8,16 @@ from typing import TYPE_CHECKING
 import discord
 from discord import app_commands
 
-from bot.discord.cogs import CharbotGroupCog, charbot, reply
-from bot.discord.sharding import latency_text
+from bot.api import CharbotGroupCog, charbot, reply, shards_text
 
 if TYPE_CHECKING:
-    from bot.discord.app import CharBot
+    from bot.api import CharBot
 
 
 async def is_owner(interaction: discord.Interaction) -> bool:
     if not await charbot(interaction).is_owner(interaction.user):
         raise app_commands.CheckFailure("Only the bot's owner can do that.")
     return True
-
-
-def shards_text(bot: CharBot) -> str:
-    """This process's shards out of the total, each one's latency, and its guild count."""
-    latencies = ", ".join(f"{sid}: {latency_text(lat)}" for sid, lat in sorted(bot.latencies))
-    return (
-        f"Shards {latencies or 'none connected'} (of {bot.shard_count or '?'}); "
-        f"guilds {len(bot.guilds)}"
-    )
 
 
 async def status_text(bot: CharBot) -> str:

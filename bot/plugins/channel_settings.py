@@ -1,10 +1,11 @@
 """`/settings show|set|reset`: a channel's sampling settings beyond the temperature.
 
-`/settings show` lists every setting a completion uses in the channel (model, temperature, length,
-top-k, top-p) and where each value comes from: the channel's own, or the config's default.
-`/settings set` and `/settings reset` change length, top_k and top_p, under the same Manage
-Channels rule as `/temperature`; the bounds are those of `bot.generation.params` and the config's
-`[engine]` section, checked by the settings' validators (a client can send anything).
+`/settings show` lists every setting a completion uses in the channel (those that fill something:
+the model, the temperature, and the keys here) and where each value comes from: the channel's
+own, or the config's default. `/settings set` and `/settings reset` change length, top_k and
+top_p, under the same Manage Channels rule as `/temperature`; the bounds are those of
+`GenerationParams` and the config's `[engine]` section, checked by the settings' validators (a
+client can send anything).
 """
 
 from __future__ import annotations
@@ -14,25 +15,30 @@ from typing import TYPE_CHECKING, Any, Literal, get_args
 import discord
 from discord import app_commands
 
-from bot.core.completions import LENGTH_KEY, MODEL_KEY, TEMPERATURE_KEY, TOP_K_KEY, TOP_P_KEY
-from bot.discord.cogs import NO_MENTIONS, CharbotGroupCog, manage_channels
-from bot.errors import InvalidParamsError
-from bot.generation.params import GenerationLimits, GenerationParams
-from bot.runtime import engine_config
-from bot.settings import InvalidSettingError, Validator
+from bot.api import (
+    MODEL,
+    CharbotGroupCog,
+    GenerationLimits,
+    GenerationParams,
+    InvalidParamsError,
+    InvalidSettingError,
+    Validator,
+    manage_channels,
+)
 
 if TYPE_CHECKING:
-    from bot.core.services import Services
-    from bot.discord.app import CharBot
+    from bot.api import CharBot, Services
 
 #: The keys this plugin owns, as `/settings set` and `/settings reset` offer them.
 Key = Literal["length", "top_k", "top_p"]
 KEYS: tuple[str, ...] = get_args(Key)
 
-#: Each key's field in `GenerationParams`, whose validation is the one statement of the bounds.
-PARAM_FIELDS = {LENGTH_KEY: "max_length", TOP_K_KEY: "top_k", TOP_P_KEY: "top_p"}
-WHOLE_NUMBERS = (LENGTH_KEY, TOP_K_KEY)
-OFF_VALUES = {TOP_K_KEY: 0, TOP_P_KEY: 1.0}
+#: Each key's field in `GenerationParams` (what it fills), whose validation is the one statement
+#: of the bounds.
+PARAM_FIELDS = {"length": "max_length", "top_k": "top_k", "top_p": "top_p"}
+WHOLE_NUMBERS = ("max_length", "top_k")
+#: The values that turn a sampling filter off, by the field they fill.
+OFF_VALUES = {"top_k": 0, "top_p": 1.0}
 
 
 def param_validator(key: str, bounds: GenerationLimits) -> Validator:
@@ -44,7 +50,7 @@ def param_validator(key: str, bounds: GenerationLimits) -> Validator:
             GenerationParams(**{field: value}).validate(bounds)
         except InvalidParamsError as exc:
             raise InvalidSettingError(str(exc)) from None
-        return float(value) if key == TOP_P_KEY else value
+        return float(value) if field == "top_p" else value
 
     return validate
 
@@ -58,7 +64,7 @@ def as_setting(key: str, value: float | int) -> float | int:
     the key takes whole numbers; 50.5 and 1e30 are left for the validator to refuse with the
     bounds, shown as they were typed."""
     if (
-        key in WHOLE_NUMBERS
+        PARAM_FIELDS[key] in WHOLE_NUMBERS
         and isinstance(value, float)
         and value.is_integer()
         and abs(value) <= EXACT_FLOAT_INTEGERS
@@ -74,43 +80,43 @@ def _check_key(key: str) -> None:
         )
 
 
-def _shown(key: str, value: Any) -> str:
+def _shown(fills: str | None, value: Any) -> str:
     text = f"{value:g}" if isinstance(value, float) else str(value)
-    return f"{text} (off)" if key in OFF_VALUES and value == OFF_VALUES[key] else text
+    return f"{text} (off)" if fills in OFF_VALUES and value == OFF_VALUES[fills] else text
 
 
 async def show_settings(services: Services, channel_id: int) -> str:
-    """The channel's effective settings, one a line, each with its source."""
+    """The channel's effective settings, one a line, each with its source: every setting that
+    fills something, the model first, then in the order the plugins registered them."""
     completions = services.completions
-    defaults = services.config.generation
+    defaults = completions.default_params
+    specs = [s for s in services.settings_registry.specs() if s.fills is not None]
+    specs.sort(key=lambda spec: spec.fills != MODEL)
+    channel = await services.settings.get_all(channel_id)
     lines = ["Settings in this channel:"]
-    chosen = await completions.channel_setting(channel_id, MODEL_KEY)
-    model = completions.default_model if chosen is None else chosen
-    lines.append(f"model: {model} ({'default' if chosen is None else 'channel'})")
-    sampling = (
-        (TEMPERATURE_KEY, defaults.temperature),
-        (LENGTH_KEY, defaults.length),
-        (TOP_K_KEY, defaults.top_k),
-        (TOP_P_KEY, defaults.top_p),
-    )
-    for key, default in sampling:
-        own = await completions.channel_setting(channel_id, key)
+    for spec in specs:
+        if spec.fills == MODEL:
+            default: Any = completions.default_model
+        else:
+            default = getattr(defaults, str(spec.fills))
+        own = channel.get(spec.key)
         value, source = (default, "default") if own is None else (own, "channel")
-        lines.append(f"{key}: {_shown(key, value)} ({source})")
+        lines.append(f"{spec.key}: {_shown(spec.fills, value)} ({source})")
     return "\n".join(lines)
 
 
 async def set_setting(services: Services, channel_id: int, key: str, value: float | int) -> str:
     _check_key(key)
     stored = await services.settings.set(channel_id, key, as_setting(key, value))
-    return f"{key} set to {_shown(key, stored)} for this channel."
+    return f"{key} set to {_shown(PARAM_FIELDS[key], stored)} for this channel."
 
 
 async def reset_setting(services: Services, channel_id: int, key: str) -> str:
     _check_key(key)
     await services.settings.reset(channel_id, key)
-    default = getattr(services.config.generation, key)
-    return f"{key} reset: this channel now uses the default, {_shown(key, default)}."
+    field = PARAM_FIELDS[key]
+    default = getattr(services.completions.default_params, field)
+    return f"{key} reset: this channel now uses the default, {_shown(field, default)}."
 
 
 class ChannelSettings(CharbotGroupCog, group_name="settings"):
@@ -120,7 +126,7 @@ class ChannelSettings(CharbotGroupCog, group_name="settings"):
     async def show(self, interaction: discord.Interaction) -> None:
         """Show this channel's settings and where each comes from."""
         text = await show_settings(self.bot.services, self.channel_id(interaction))
-        await interaction.response.send_message(text, allowed_mentions=NO_MENTIONS)
+        await interaction.response.send_message(text)
 
     @app_commands.command(name="set")
     @app_commands.describe(
@@ -131,7 +137,7 @@ class ChannelSettings(CharbotGroupCog, group_name="settings"):
     async def set_(self, interaction: discord.Interaction, key: Key, value: float) -> None:
         """Change one of this channel's settings."""
         text = await set_setting(self.bot.services, self.channel_id(interaction), key, value)
-        await interaction.response.send_message(text, allowed_mentions=NO_MENTIONS)
+        await interaction.response.send_message(text)
 
     @app_commands.command(name="reset")
     @app_commands.describe(key="The setting to give back to the default")
@@ -139,15 +145,19 @@ class ChannelSettings(CharbotGroupCog, group_name="settings"):
     async def reset(self, interaction: discord.Interaction, key: Key) -> None:
         """Go back to the default for one of this channel's settings."""
         text = await reset_setting(self.bot.services, self.channel_id(interaction), key)
-        await interaction.response.send_message(text, allowed_mentions=NO_MENTIONS)
+        await interaction.response.send_message(text)
 
 
 def register(services: Services) -> None:
     """The settings this plugin owns; works without Discord (the console chat calls it)."""
-    bounds = engine_config(services.config).limits  # the engine's bounds as the config sets them
+    bounds: GenerationLimits = services.config.engine.limits  # as the config sets them
     for key in KEYS:
         services.settings_registry.register_channel(
-            key, default=None, validate=param_validator(key, bounds), owner=__name__
+            key,
+            default=None,
+            validate=param_validator(key, bounds),
+            owner=__name__,
+            fills=PARAM_FIELDS[key],
         )
 
 

@@ -1,8 +1,10 @@
 """`/complete` and replies to mentions: the bot continues the user's text.
 
 Generation never runs in a handler: the handler defers the interaction (Discord allows 3 s for a
-first answer), then awaits the worker pool through `bot.completions`. `/complete` streams: a slow
-completion shows as it arrives (see `bot.plugins.live_reply`).
+first answer), then awaits the worker pool through the completion service. `/complete` streams: a
+slow completion shows as it arrives (see `bot.plugins.live_reply`). The Continue and Regenerate
+buttons under an answer come from the continuation plugin, when it is loaded
+(`bot.plugins.replies`).
 """
 
 from __future__ import annotations
@@ -14,52 +16,34 @@ from typing import TYPE_CHECKING, Any
 import discord
 from discord import app_commands
 from discord.ext import commands
-from discord.utils import escape_markdown
 
-from bot.core.completions import unknown_note
-from bot.discord.cogs import ELLIPSIS, MESSAGE_LIMIT, NO_MENTIONS, CharbotCog, request_origin
-from bot.errors import CharbotError, InvalidParamsError
-from bot.generation.backend import Completion
-from bot.generation.params import MAX_TEMPERATURE, check_temperature
+from bot.api import (
+    MAX_TEMPERATURE,
+    MESSAGE_LIMIT,
+    CharbotCog,
+    CharbotError,
+    Completion,
+    InvalidParamsError,
+    check_temperature,
+    request_origin,
+)
 from bot.plugins.live_reply import reply_as_it_arrives
+from bot.plugins.replies import (
+    COMPLETIONS_COG,
+    CONTINUATION_COG,
+    MakesButtons,
+    format_completion,
+    format_partial,
+    sendable,
+    tell_privately,
+)
 
 if TYPE_CHECKING:
-    from bot.discord.app import CharBot
+    from bot.api import CharBot
 
 log = logging.getLogger(__name__)
 
 OPTION_TEXT_LIMIT = 6000  # Discord's limit on a string option's length
-PROMPT_SHOWN = 300  # characters of the prompt echoed back before the generated text
-
-
-def format_completion(completion: Completion, limit: int = MESSAGE_LIMIT) -> str:
-    """The prompt in bold, then the generated text, markdown escaped so it shows as written.
-
-    The generated text is cut to fit `limit`; cutting happens before escaping so an escape
-    sequence is never split.
-    """
-    unknown = unknown_note(completion)
-    note = "" if unknown is None else f"\n-# {escape_markdown(unknown)}"
-    return format_text(completion.prompt, completion.text, note, limit)
-
-
-def format_partial(prompt: str, text: str, limit: int = MESSAGE_LIMIT) -> str:
-    """A completion still being written: as `format_completion`, with a mark that more follows."""
-    return format_text(prompt, text, f" {ELLIPSIS}", limit)
-
-
-def format_text(prompt: str, text: str, note: str = "", limit: int = MESSAGE_LIMIT) -> str:
-    """The bold prompt, the escaped text cut to fit `limit`, then `note` as it is."""
-    if len(prompt) > PROMPT_SHOWN:
-        prompt = ELLIPSIS + prompt[-PROMPT_SHOWN:]
-    head = f"**{escape_markdown(prompt)}**" if prompt.strip() else ""
-    body = escape_markdown(text)
-    while len(head) + len(body) + len(note) > limit:
-        # Escaping at most doubles a text, so this converges in a few rounds.
-        overflow = len(head) + len(body) + len(note) + len(ELLIPSIS) - limit
-        text = text[: max(0, len(text) - max(1, overflow // 2))]
-        body = escape_markdown(text) + ELLIPSIS
-    return head + body + note
 
 
 def user_cooldowns(seconds: float) -> commands.CooldownMapping[discord.abc.User]:
@@ -81,18 +65,7 @@ def check_options(length: object, temperature: object, max_length: int) -> None:
         check_temperature(temperature)
 
 
-async def tell_privately(interaction: discord.Interaction, content: str) -> None:
-    """A failure after the public defer, for the user alone (busy, timed out, settings
-    unavailable): a deferred answer keeps the defer's visibility, so the "thinking" message
-    goes and the sentence comes as an ephemeral followup."""
-    try:
-        await interaction.delete_original_response()
-    except discord.HTTPException as exc:
-        log.warning("could not remove the deferred answer before a failure: %s", exc)
-    await interaction.followup.send(content, ephemeral=True, allowed_mentions=NO_MENTIONS)
-
-
-class Completions(CharbotCog):
+class Completions(CharbotCog, name=COMPLETIONS_COG):
     def __init__(self, bot: CharBot) -> None:
         super().__init__(bot)
         self.cooldowns = user_cooldowns(bot.config.discord.cooldown_seconds)
@@ -154,13 +127,11 @@ class Completions(CharbotCog):
 
             async def send(content: str, completion: Completion | None) -> None:
                 view = await view_for(completion)
-                await interaction.followup.send(content, allowed_mentions=NO_MENTIONS, view=view)
+                await interaction.followup.send(content, view=view)
 
             async def edit(content: str, completion: Completion | None) -> None:
                 view = await view_for(completion)
-                await interaction.edit_original_response(
-                    content=content, allowed_mentions=NO_MENTIONS, view=view
-                )
+                await interaction.edit_original_response(content=content, view=view)
 
             try:
                 # One message when the text comes quickly; edited as it arrives when it does not.
@@ -200,9 +171,7 @@ class Completions(CharbotCog):
                 )
             except CharbotError as exc:
                 content = str(exc)
-            await message.reply(
-                content, mention_author=False, allowed_mentions=NO_MENTIONS, view=view
-            )
+            await message.reply(content, mention_author=False, view=view)
 
     async def buttons(
         self,
@@ -215,11 +184,10 @@ class Completions(CharbotCog):
     ) -> Any:
         """The `view=` to send with a completion: its Continue and Regenerate buttons, or
         `MISSING` (none) when the continuation plugin is not loaded."""
-        # Imported here: the continuation plugin builds on this module.
-        from bot.plugins.continuation import buttons_for, sendable
-
-        view = await buttons_for(
-            self.bot,
+        cog = self.bot.get_cog(CONTINUATION_COG)
+        if not isinstance(cog, MakesButtons):
+            return discord.utils.MISSING
+        view = await cog.buttons_for(
             completion,
             channel_id=channel_id,
             author_id=author_id,

@@ -18,21 +18,36 @@ from __future__ import annotations
 import logging
 import re
 from dataclasses import replace
-from typing import TYPE_CHECKING, Any, Literal, Protocol, Self, runtime_checkable
+from typing import TYPE_CHECKING, Any, Literal, Self
 
 import discord
 from discord import app_commands
 from discord.ext import tasks
 
-from bot.core.records import Claim, ClaimStatus, CompletionRecord, CompletionRecords
-from bot.discord.cogs import MESSAGE_LIMIT, NO_MENTIONS, CharbotCog, reply, request_origin
-from bot.errors import CharbotError
-from bot.generation.backend import Completion
-from bot.generation.params import GenerationParams
-from bot.plugins.completion import Completions, format_completion, tell_privately
+from bot.api import (
+    MESSAGE_LIMIT,
+    CharbotCog,
+    CharbotError,
+    Claim,
+    ClaimStatus,
+    Completion,
+    CompletionRecord,
+    CompletionRecords,
+    GenerationParams,
+    reply,
+    request_origin,
+)
+from bot.plugins.replies import (
+    COMPLETIONS_COG,
+    CONTINUATION_COG,
+    HasCooldown,
+    format_completion,
+    sendable,
+    tell_privately,
+)
 
 if TYPE_CHECKING:
-    from bot.discord.app import CharBot
+    from bot.api import CharBot
 
 log = logging.getLogger(__name__)
 
@@ -57,13 +72,6 @@ STALE = "This message changed since you pressed; use its buttons again if you st
 ONLY_AUTHOR = "Only the person who asked (or someone with Manage Messages) can regenerate this."
 NOTHING_TO_CONTINUE = "That message has no text to continue."
 EMPTY = "-# (the model wrote nothing)"
-
-
-@runtime_checkable
-class HasCooldown(Protocol):
-    """The completion cog's per-user cooldown, which the buttons and the menu share."""
-
-    def retry_after(self, user: discord.abc.User) -> float | None: ...
 
 
 class CompletionButton(
@@ -97,7 +105,7 @@ class CompletionButton(
         return cls(action, match["record"], int(match["version"]), disabled=False)
 
     async def callback(self, interaction: discord.Interaction[Any]) -> None:
-        cog = interaction.client.get_cog(Continuation.__cog_name__)
+        cog = interaction.client.get_cog(CONTINUATION_COG)
         if isinstance(cog, Continuation):
             await cog.press(interaction, self.action, self.record_id, self.version)
 
@@ -108,11 +116,6 @@ def buttons(record_id: str, version: int, *, disabled: bool = False) -> discord.
     for action in ACTIONS:
         view.add_item(CompletionButton(action, record_id, version, disabled=disabled))
     return view
-
-
-def sendable(view: discord.ui.View | None) -> Any:
-    """A view for `send`, which takes a missing one but refuses None."""
-    return view if view is not None else discord.utils.MISSING
 
 
 def render(record: CompletionRecord, completion: Completion) -> str:
@@ -133,34 +136,7 @@ def message_prompt(message: discord.Message) -> str:
     return text.replace("@\u200beveryone", "@everyone").replace("@\u200bhere", "@here")
 
 
-async def buttons_for(
-    bot: CharBot,
-    completion: Completion,
-    *,
-    channel_id: int,
-    author_id: int,
-    length: int | None = None,
-    temperature: float | None = None,
-) -> discord.ui.View | None:
-    """The buttons to send under a completion of the channel's model, recording what they need;
-    None when this plugin is not loaded, or the record could not be kept (then there are none)."""
-    cog = bot.get_cog(Continuation.__cog_name__)
-    if not isinstance(cog, Continuation):
-        return None
-    try:
-        params = await bot.completions.channel_params(
-            channel_id, length=length, temperature=temperature
-        )
-    except CharbotError as exc:
-        log.warning("a completion goes without buttons: %s", exc)
-        return None
-    record = CompletionRecord(
-        completion.prompt, completion.text, completion.model, params, author_id, channel_id
-    )
-    return await cog.remember(record)
-
-
-class Continuation(CharbotCog):
+class Continuation(CharbotCog, name=CONTINUATION_COG):
     def __init__(self, bot: CharBot) -> None:
         super().__init__(bot)
         self.lifetime_days = bot.config.discord.buttons_expire_days
@@ -187,6 +163,29 @@ class Continuation(CharbotCog):
         except CharbotError as exc:
             log.warning("could not remove the expired completion records: %s", exc)
 
+    async def buttons_for(
+        self,
+        completion: Completion,
+        *,
+        channel_id: int,
+        author_id: int,
+        length: int | None = None,
+        temperature: float | None = None,
+    ) -> discord.ui.View | None:
+        """The buttons to send under a completion of the channel's model, recording what they
+        need; None when the record could not be kept (then there are none)."""
+        try:
+            params = await self.bot.completions.channel_params(
+                channel_id, length=length, temperature=temperature
+            )
+        except CharbotError as exc:
+            log.warning("a completion goes without buttons: %s", exc)
+            return None
+        record = CompletionRecord(
+            completion.prompt, completion.text, completion.model, params, author_id, channel_id
+        )
+        return await self.remember(record)
+
     async def remember(self, record: CompletionRecord) -> discord.ui.View | None:
         try:
             record_id, version = await self.records.add(record)
@@ -197,8 +196,8 @@ class Continuation(CharbotCog):
 
     def _cooldown_refusal(self, user: discord.abc.User) -> str | None:
         """The sentence for a user still in the cooldown shared with /complete and mentions."""
-        # Not isinstance(cog, Completions): reloading that extension makes a new class.
-        cog = self.bot.get_cog(Completions.__cog_name__)
+        # By name and protocol: reloading that extension makes a new class.
+        cog = self.bot.get_cog(COMPLETIONS_COG)
         wait = cog.retry_after(user) if isinstance(cog, HasCooldown) else None
         return None if wait is None else f"Slow down: try again in {wait:.1f} s."
 
@@ -251,7 +250,7 @@ class Continuation(CharbotCog):
         try:
             return await self.bot.completions.generate(model, prompt, params)
         except CharbotError as exc:
-            await interaction.followup.send(str(exc), ephemeral=True, allowed_mentions=NO_MENTIONS)
+            await interaction.followup.send(str(exc), ephemeral=True)
             return None
 
     async def _regenerate(
@@ -346,7 +345,6 @@ class Continuation(CharbotCog):
             render(new, completion),
             view=sendable(view),
             mention_author=False,
-            allowed_mentions=NO_MENTIONS,
         )
         return True
 
@@ -388,7 +386,6 @@ class Continuation(CharbotCog):
             await interaction.followup.send(
                 render(record, completion),
                 view=sendable(view),
-                allowed_mentions=NO_MENTIONS,
             )
 
 

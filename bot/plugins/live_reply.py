@@ -14,8 +14,7 @@ import asyncio
 import contextlib
 from collections.abc import AsyncGenerator, Awaitable, Callable
 
-from bot.errors import WorkerError
-from bot.generation.backend import Completion, StreamChunk
+from bot.api import Completion, StreamChunk, WorkerError
 
 STREAM_AFTER_SECONDS = 1.0
 EDIT_INTERVAL_SECONDS = 1.0

@@ -12,16 +12,23 @@ from typing import TYPE_CHECKING, Any
 import discord
 from discord import app_commands
 
-from bot.config import BUNDLED_MODEL
-from bot.core.completions import MODEL_KEY
-from bot.discord.cogs import ELLIPSIS, NO_MENTIONS, CharbotGroupCog, fit, manage_channels
-from bot.errors import CharbotError
-from bot.generation.backend import ModelInfo
-from bot.settings import InvalidSettingError
+from bot.api import (
+    ELLIPSIS,
+    MODEL,
+    CharbotError,
+    CharbotGroupCog,
+    InvalidSettingError,
+    ModelInfo,
+    fit,
+    manage_channels,
+)
+from models import BUNDLED_MODEL
 
 if TYPE_CHECKING:
-    from bot.core.services import Services
-    from bot.discord.app import CharBot
+    from bot.api import CharBot, Services
+
+#: The setting this plugin owns: the model that writes in a channel.
+MODEL_KEY = "model"
 
 
 CORPUS_FILES_NAMED = 3  # a corpus of more files is summarised as "N files"
@@ -102,7 +109,7 @@ class Models(CharbotGroupCog, group_name="model"):
     async def show(self, interaction: discord.Interaction) -> None:
         """Show the model in use in this channel."""
         text = await show_model(self.bot.services, self.channel_id(interaction))
-        await interaction.response.send_message(text, allowed_mentions=NO_MENTIONS)
+        await interaction.response.send_message(text)
 
     @app_commands.command(name="use")
     @app_commands.describe(name="One of the models the bot serves")
@@ -110,7 +117,7 @@ class Models(CharbotGroupCog, group_name="model"):
     async def use(self, interaction: discord.Interaction, name: str) -> None:
         """Pick the model for this channel."""
         text = await use_model(self.bot.services, self.channel_id(interaction), name)
-        await interaction.response.send_message(text, allowed_mentions=NO_MENTIONS)
+        await interaction.response.send_message(text)
 
     @use.autocomplete("name")
     async def _names(
@@ -149,7 +156,7 @@ def register(services: Services) -> None:
         return str(value)
 
     services.settings_registry.register_channel(
-        MODEL_KEY, default=None, validate=validate_model, owner=__name__
+        MODEL_KEY, default=None, validate=validate_model, owner=__name__, fills=MODEL
     )
 
 

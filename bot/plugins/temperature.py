@@ -12,15 +12,20 @@ from typing import TYPE_CHECKING, Any
 import discord
 from discord import app_commands
 
-from bot.core.completions import TEMPERATURE_KEY
-from bot.discord.cogs import NO_MENTIONS, CharbotGroupCog, manage_channels
-from bot.errors import InvalidParamsError
-from bot.generation.params import MAX_TEMPERATURE, check_temperature
-from bot.settings import InvalidSettingError
+from bot.api import (
+    MAX_TEMPERATURE,
+    CharbotGroupCog,
+    InvalidParamsError,
+    InvalidSettingError,
+    check_temperature,
+    manage_channels,
+)
 
 if TYPE_CHECKING:
-    from bot.core.services import Services
-    from bot.discord.app import CharBot
+    from bot.api import CharBot, Services
+
+#: The setting this plugin owns; it fills the request's `temperature`.
+TEMPERATURE_KEY = "temperature"
 
 
 def validate_temperature(value: Any) -> float:
@@ -63,28 +68,30 @@ class Temperature(CharbotGroupCog, group_name="temperature"):
     ) -> None:
         """Set this channel's sampling temperature."""
         stored = await set_temperature(self.bot.services, self.channel_id(interaction), value)
-        await interaction.response.send_message(
-            f"Temperature set to {stored:g} for this channel.", allowed_mentions=NO_MENTIONS
-        )
+        await interaction.response.send_message(f"Temperature set to {stored:g} for this channel.")
 
     @app_commands.command(name="show")
     async def show(self, interaction: discord.Interaction) -> None:
         """Show this channel's sampling temperature."""
         text = await show_temperature(self.bot.services, self.channel_id(interaction))
-        await interaction.response.send_message(text, allowed_mentions=NO_MENTIONS)
+        await interaction.response.send_message(text)
 
     @app_commands.command(name="reset")
     @manage_channels()
     async def reset(self, interaction: discord.Interaction) -> None:
         """Go back to the default temperature in this channel."""
         text = await reset_temperature(self.bot.services, self.channel_id(interaction))
-        await interaction.response.send_message(text, allowed_mentions=NO_MENTIONS)
+        await interaction.response.send_message(text)
 
 
 def register(services: Services) -> None:
     """The setting this plugin owns; works without Discord (the console chat calls it)."""
     services.settings_registry.register_channel(
-        TEMPERATURE_KEY, default=None, validate=validate_temperature, owner=__name__
+        TEMPERATURE_KEY,
+        default=None,
+        validate=validate_temperature,
+        owner=__name__,
+        fills="temperature",
     )
 
 

@@ -9,12 +9,12 @@ from typing import Any
 import pytest
 
 from bot.config import (
-    BUNDLED_MODEL,
     DEFAULT_PLUGINS,
     Config,
     ConfigError,
     load_config,
 )
+from models import BUNDLED_MODEL
 
 TOKEN = "MTIzNDU2Nzg5MDEyMzQ1Njc4.secret-token-value"
 

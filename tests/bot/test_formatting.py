@@ -6,7 +6,7 @@ from discord.utils import remove_markdown
 
 from bot.discord.cogs import MESSAGE_LIMIT
 from bot.generation.backend import Completion
-from bot.plugins.completion import format_completion
+from bot.plugins.replies import format_completion
 
 
 def completion(prompt: str, text: str, unknown: tuple[str, ...] = ()) -> Completion:

@@ -9,15 +9,16 @@ from typing import Any
 
 import pytest
 
-from bot.config import BUNDLED_MODEL, load_config
+from bot.config import load_config
 from bot.core.services import Services
 from bot.discord.cogs import MESSAGE_LIMIT
 from bot.generation.backend import Completion, ModelInfo
-from bot.plugins.completion import format_completion
 from bot.plugins.model import describe_model, show_model, usable_models, use_model
+from bot.plugins.replies import format_completion
 from bot.runtime import assemble, build_bot
 from bot.settings import InvalidSettingError, SettingsRegistry
 from bot.stores import MemorySettingsStore
+from models import BUNDLED_MODEL
 
 
 @pytest.fixture

@@ -13,8 +13,8 @@ from bot.config import ModelSpec
 from bot.errors import GenerationError
 from bot.generation.backend import BackendStats, Completion, ModelInfo, StreamChunk
 from bot.generation.params import GenerationParams
-from bot.plugins.completion import format_completion
 from bot.plugins.live_reply import EDIT_INTERVAL_SECONDS, STREAM_AFTER_SECONDS
+from bot.plugins.replies import format_completion
 from bot.runtime import build_bot
 from bot.testing import CLIENT_KWARGS, FakeDiscord, running_client
 from tests.bot.e2e.conftest import bot_config, write_config
