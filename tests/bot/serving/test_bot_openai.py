@@ -4,6 +4,10 @@ stays up, and recovers by itself."""
 
 from __future__ import annotations
 
+import asyncio
+import os
+import subprocess
+import sys
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -11,6 +15,8 @@ import pytest
 
 from bot.discord.app import CharBot
 from bot.errors import CharbotError
+from bot.generation.params import GenerationParams
+from bot.serving.openai_backend import OpenAIBackend
 from bot.testing import FakeDiscord, running_bot
 from tests.bot.e2e.conftest import write_config
 from tests.bot.serving.conftest import Relay, Served
@@ -72,3 +78,28 @@ async def test_the_bot_rides_out_a_stopped_model_server(
         await fake_discord.wait_until(lambda: available(bot, "far"), timeout=15, what="recovery")
         assert (await say("complete", {"prompt": "Or not"})).startswith("**Or not**")
         await relay.stop()
+
+
+async def test_the_console_chat_answers_from_the_model_server(
+    served: Served, tmp_path: Path
+) -> None:
+    config = tmp_path / "charbot.toml"
+    far = f'backend = "openai"\nurl = "{served.v1}"\nmodel = "tiny"\napi_key_env = "{KEY_ENV}"'
+    config.write_text(f"[models.far]\n{far}\n\n[generation]\nlength = 20\ntemperature = 0\n")
+    env = {k: v for k, v in os.environ.items() if k != "DISCORD_TOKEN"}
+    env |= {"CHARBOT_DATA_DIR": str(tmp_path), KEY_ENV: served.key}
+    chat = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "bot", "--config", str(config), "chat",
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env,
+    )  # fmt: skip
+    out, err = await asyncio.wait_for(chat.communicate(b"To be\n/model\n"), 120)
+    assert chat.returncode == 0, err.decode()
+    answer, *shown = out.decode().splitlines()
+    # Greedy: the text the server gives for the same request.
+    backend = await OpenAIBackend.start("tiny", served.v1, timeout=30.0, api_key=served.key)
+    try:
+        expected = await backend.complete("To be", GenerationParams(max_length=20, temperature=0))
+    finally:
+        await backend.close()
+    assert answer.startswith("To be" + expected.text.split()[0]), (answer, expected.text)
+    assert f"1 replica(s), model 'tiny' at {served.v1}" in "\n".join(shown)

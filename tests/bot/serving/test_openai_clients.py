@@ -159,3 +159,29 @@ def test_errors_map_to_the_clients_exceptions(served: Served) -> None:
             client.completions.create(model="tiny", prompt=[1, 2, 3])
         with pytest.raises(openai.BadRequestError, match="frequency_penalty"):
             client.completions.create(model="tiny", prompt="a", frequency_penalty=0.5)
+
+
+def test_langchains_openai_llm_invokes_and_batches(served: Served) -> None:
+    """LangChain's `OpenAI` sends a list of prompts even for one `invoke`, matches the choices to
+    them by position, and needs `usage`."""
+    lc = pytest.importorskip("langchain_openai", reason="needs langchain-openai (the dev extra)")
+    llm = lc.OpenAI(
+        base_url=served.v1, api_key=served.key, model="tiny", max_tokens=40, temperature=0
+    )
+    with sync_client(served) as client:
+        alone = {
+            p: client.completions.create(model="tiny", prompt=p, max_tokens=40, temperature=0)
+            .choices[0]
+            .text
+            for p in ("To be", "Or not", "Whether")
+        }
+    assert llm.invoke("To be") == alone["To be"]
+    assert llm.batch(list(alone)) == list(alone.values())
+    # Its batches go out as one request of several prompts: the answers come back in order.
+    assert llm.generate(list(alone)).generations[2][0].text == alone["Whether"]
+    # ChatOpenAI sends max_completion_tokens for max_tokens.
+    chat = lc.ChatOpenAI(
+        base_url=served.v1, api_key=served.key, model="play", max_tokens=5, temperature=0
+    )
+    reply = chat.invoke("To be")
+    assert isinstance(reply.content, str) and 0 < reply.usage_metadata["output_tokens"] <= 5
