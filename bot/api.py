@@ -19,24 +19,20 @@ tokenizers) is public too. Everything else in `bot` is internal and may change w
 from __future__ import annotations
 
 from bot.config import Config, ModelSpec
+from bot.core.commands import Command, CommandGroup, CommandTable, Option
 from bot.core.completions import CompletionService, unknown_note
+from bot.core.context import Context
 from bot.core.records import Claim, ClaimStatus, CompletionRecord, CompletionRecords
 from bot.core.services import Services
+from bot.core.subcommands import Subcommand, Subcommands
 from bot.discord.app import NO_MENTIONS, CharBot
-from bot.discord.cogs import (
-    ELLIPSIS,
-    MESSAGE_LIMIT,
-    CharbotCog,
-    CharbotGroupCog,
-    charbot,
-    fit,
-    manage_channels,
-    reply,
-    request_origin,
-)
+from bot.discord.cogs import CharbotCog, CharbotGroupCog, charbot, manage_channels
+from bot.discord.interactions import ELLIPSIS, MESSAGE_LIMIT, fit, reply, request_origin
 from bot.discord.sharding import shards_text
+from bot.discord.slash import apply_declaration
 from bot.errors import (
     CharbotError,
+    CommandError,
     EngineBusyError,
     EngineClosedError,
     GenerationError,
@@ -92,11 +88,16 @@ __all__ = [
     "CharbotGroupCog",
     "Claim",
     "ClaimStatus",
+    "Command",
+    "CommandError",
+    "CommandGroup",
+    "CommandTable",
     "Completion",
     "CompletionRecord",
     "CompletionRecords",
     "CompletionService",
     "Config",
+    "Context",
     "EngineBusyError",
     "EngineClosedError",
     "FinishReason",
@@ -111,6 +112,7 @@ __all__ = [
     "ModelRegistry",
     "ModelSpec",
     "ModelUnavailableError",
+    "Option",
     "ReportsAvailability",
     "RequestTimeoutError",
     "Services",
@@ -119,10 +121,13 @@ __all__ = [
     "SettingsRegistry",
     "SettingsStore",
     "StreamChunk",
+    "Subcommand",
+    "Subcommands",
     "UnknownModelError",
     "UnknownSettingError",
     "Validator",
     "WorkerError",
+    "apply_declaration",
     "charbot",
     "check_temperature",
     "fit",

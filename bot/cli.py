@@ -1,6 +1,6 @@
-"""`python -m bot [run|chat|serve|store copy]`: the Discord bot when DISCORD_TOKEN is set, else
-the console chat; `serve` runs the model server (see `bot.serving.cli`); `store copy` moves the
-settings between stores."""
+"""`python -m bot [run|chat|serve|store copy|...]`: the Discord bot when DISCORD_TOKEN is set,
+else the console chat; `serve` runs the model server (see `bot.serving.cli`); `store copy` moves
+the settings between stores; plugins add more (`bot.core.subcommands`)."""
 
 from __future__ import annotations
 
@@ -20,6 +20,8 @@ import discord
 
 from bot.config import Config, load_config
 from bot.console import run_console
+from bot.core.plugins import allowed_plugins
+from bot.core.subcommands import Subcommand, Subcommands, discover
 from bot.discord.app import CharBot, point_discord_at
 from bot.errors import CharbotError
 from bot.ops.logs import LogFormat, configure_logging
@@ -83,7 +85,28 @@ def _add_logging(parser: argparse.ArgumentParser, default: Any) -> None:
     )
 
 
-def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+#: The subcommands python -m bot has itself; a plugin's may not take these names.
+BUILT_IN = ("run", "chat", "serve", "store")
+
+
+def plugin_subcommands(argv: Sequence[str] | None) -> Subcommands:
+    """The subcommands of the plugins the config allows. Read before the command line is parsed
+    (it names them), so with the config file alone: a config that does not load leaves the
+    built-in plugins, and the real load reports its fault."""
+    early = argparse.ArgumentParser(add_help=False)
+    early.add_argument("--config", type=Path)
+    known, _ = early.parse_known_args(argv)
+    try:
+        config = load_config(known.config, os.environ, {})
+    except CharbotError:
+        config = Config()
+    plugins = config.plugins
+    return discover(allowed_plugins(list(plugins.enabled), plugins.entry_points).values(), BUILT_IN)
+
+
+def parse_args(
+    argv: Sequence[str] | None, plugins: Subcommands | None = None
+) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="python -m bot",
         description="charbot: a Discord bot that writes like the text it was trained on.",
@@ -125,6 +148,11 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     serving_cli.add_parser(sub)
     # Every command takes the log options after its name, as `run` and `chat` do.
     _add_logging(sub.choices["serve"], argparse.SUPPRESS)
+    for subcommand in plugins.all() if plugins is not None else []:
+        added = sub.add_parser(subcommand.name, parents=[common], help=subcommand.help)
+        if subcommand.add_options is not None:
+            subcommand.add_options(added)
+        added.set_defaults(plugin_subcommand=subcommand)
     return parser.parse_args(argv)
 
 
@@ -197,6 +225,19 @@ async def run_chat(config: Config) -> int:
         await services.close()
 
 
+async def run_plugin_subcommand(
+    subcommand: Subcommand, args: argparse.Namespace, config: Config
+) -> int:
+    """A plugin's subcommand, with the services built from the config and every plugin's
+    `register` done; no model is loaded unless the subcommand loads them."""
+    services = await build_services(config)
+    try:
+        services.register_plugins()
+        return await subcommand.run(args, services)
+    finally:
+        await services.close()
+
+
 async def run_store_copy(args: argparse.Namespace) -> int:
     print(await copy_settings(args.source, args.target))
     return 0
@@ -204,7 +245,7 @@ async def run_store_copy(args: argparse.Namespace) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     try:
-        args = parse_args(argv)
+        args = parse_args(argv, plugin_subcommands(argv))
     except SystemExit as exc:  # argparse has printed its usage and one-line error (or --help)
         return exc.code if isinstance(exc.code, int) else 2
     fmt: LogFormat = "text"
@@ -216,8 +257,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return asyncio.run(run_store_copy(args))
         config = load_config(args.config, os.environ, overrides_from(args))
         command = args.command or ("run" if config.discord.token else "chat")
-        # The chat shares the terminal with its user: only warnings, unless asked for more.
-        quiet = command == "chat" and not args.log_level
+        subcommand: Subcommand | None = getattr(args, "plugin_subcommand", None)
+        # The chat and the plugins' subcommands share the terminal with their user: only
+        # warnings, unless asked for more.
+        quiet = (command == "chat" or subcommand is not None) and not args.log_level
         fmt = config.logging.format
         configure_logging("WARNING" if quiet else config.logging.level, fmt)
         if quiet:
@@ -225,6 +268,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             logging.getLogger("discord").setLevel(logging.ERROR)
         if command == "serve":
             return serving_cli.run_serve(config, args)
+        if subcommand is not None:
+            return asyncio.run(run_plugin_subcommand(subcommand, args, config))
         runner = run_discord if command == "run" else run_chat
         return asyncio.run(runner(config))
     except CharbotError as exc:

@@ -1,9 +1,10 @@
 """The local console chat: the bundled model, no Discord needed.
 
-A plain line is a prompt; `/temperature set|show|reset`, `/settings show|set|reset`,
-`/model [show]`, `/model use NAME` and `/help` work as in Discord, on one local channel whose
-settings persist like a Discord channel's. With piped stdin it answers each line and exits at
-the end of the input, so it can be scripted.
+A plain line is a prompt; a line starting with `/` is a command the plugins declared
+(`bot.core.commands`), run by the same handler as on Discord, with the same option checks and the
+same sentences, on one local channel whose settings persist like a Discord channel's (its user may
+change them: it is their console). `/help` lists the commands, those only Discord runs apart. With
+piped stdin it answers each line and exits at the end of the input, so it can be scripted.
 
 Input is read as bytes on a daemon thread and decoded here, as UTF-8 with bad bytes replaced
 (U+FFFD), whatever the locale: a stray byte never ends the chat or leaks into a prompt as a
@@ -24,14 +25,11 @@ import threading
 from collections.abc import Iterator
 from typing import IO, Any, TextIO
 
+from bot.core.commands import Command, CommandGroup, Entry, options_from
 from bot.core.completions import unknown_note
+from bot.core.context import Context, invoke
 from bot.core.services import Services
 from bot.errors import CharbotError
-from bot.generation.params import MAX_TEMPERATURE
-from bot.plugins import channel_settings as settings_commands
-from bot.plugins import model as model_commands
-from bot.plugins import temperature as temperature_commands
-from bot.settings import InvalidSettingError
 
 log = logging.getLogger(__name__)
 
@@ -39,18 +37,65 @@ CONSOLE_CHANNEL_ID = 1  # the console's one "channel" in the settings store
 READ_SIZE = 1 << 16  # bytes per read of stdin
 LINES_AHEAD = 64  # lines read ahead of the chat: a long piped input is not held in memory
 
-HELP = f"""\
-Type a line and the model continues it. Commands:
-  /temperature set VALUE   set the sampling temperature (0 to {MAX_TEMPERATURE:g})
-  /temperature show        show it
-  /temperature reset       back to the default
-  /settings show           every setting in use, and where it comes from
-  /settings set KEY VALUE  set length, top_k or top_p (top_k 0 and top_p 1 are off)
-  /settings reset KEY      back to the default
-  /model [show]            the model in use
-  /model use NAME          switch to another configured model
-  /help                    this text
-  /quit                    leave (or end of input)"""
+HELP_HEAD = "Type a line and the model continues it. Commands:"
+HELP_TAIL = (
+    ("/help", "this text"),
+    ("/quit", "leave (or end of input)"),
+)
+DISCORD_HEAD = "Only on Discord (here, a plain line is a completion):"
+
+
+def help_text(entries: list[Entry]) -> str:
+    """`/help`, from the declared commands: those the console runs, then those only Discord
+    runs."""
+    here: list[tuple[str, str]] = []
+    discord_only: list[tuple[str, str]] = []
+    for path, command in _commands(entries):
+        usage = f"/{path} {command.usage()}".rstrip()
+        bounds = _hints(command, suggest=False)
+        line = command.help + (f" ({bounds})" if bounds else "")
+        (discord_only if command.discord_only else here).append((usage, line))
+    rows = [*here, *HELP_TAIL]
+    width = max(len(usage) for usage, _ in [*rows, *discord_only])
+    lines = [HELP_HEAD, *_rows(rows, width)]
+    if discord_only:
+        lines += [DISCORD_HEAD, *_rows(discord_only, width)]
+    return "\n".join(lines)
+
+
+def _commands(entries: list[Entry]) -> list[tuple[str, Command]]:
+    found: list[tuple[str, Command]] = []
+    for entry in entries:
+        if isinstance(entry, CommandGroup):
+            found += [(f"{entry.name} {c.name}", c) for c in entry.commands]
+        else:
+            found.append((entry.name, entry))
+    return found
+
+
+def _usage(path: str, command: Command) -> str:
+    """How to type a command, with its options' bounds or the values it suggests."""
+    hints = _hints(command, suggest=True)
+    return f"/{path} {command.usage()}".rstrip() + (f" ({hints})" if hints else "")
+
+
+def _hints(command: Command, *, suggest: bool) -> str:
+    """The options' bounds ("0 to 2"; the values suggested too, if asked), each named by its
+    option where several have one."""
+    hints = {}
+    for option in command.options:
+        hint = option.bounds_text()
+        if not hint and suggest and option.suggest is not None:
+            hint = "one of: " + (", ".join(option.suggest()) or "none")
+        if hint:
+            hints[option.name.upper()] = hint
+    if len(hints) == 1:
+        return next(iter(hints.values()))
+    return "; ".join(f"{name}: {hint}" for name, hint in hints.items())
+
+
+def _rows(rows: list[tuple[str, str]], width: int) -> list[str]:
+    return [f"  {usage:<{width}}  {line}" for usage, line in rows]
 
 
 class ConsoleChat:
@@ -102,46 +147,27 @@ class ConsoleChat:
         except ValueError as exc:
             self.say(f"error: {exc}")
             return True
-        name, args = (words[0], words[1:]) if words else ("help", [])
-        channel = CONSOLE_CHANNEL_ID
+        name = words[0] if words else "help"
         if name in ("quit", "exit"):
             return False
+        table = self.services.commands
         if name == "help":
-            self.say(HELP)
-        elif name == "temperature" and args[:1] == ["set"]:
-            if len(args) != 2:
-                self.say(f"usage: /temperature set VALUE (0 to {MAX_TEMPERATURE:g})")
-                return True
-            try:
-                value = float(args[1])
-            except ValueError:
-                raise InvalidSettingError(
-                    f"The temperature must be a number; got {args[1]!r}."
-                ) from None
-            stored = await temperature_commands.set_temperature(self.services, channel, value)
-            self.say(f"Temperature set to {stored:g}.")
-        elif name == "temperature" and args in (["show"], []):
-            self.say(await temperature_commands.show_temperature(self.services, channel))
-        elif name == "temperature" and args == ["reset"]:
-            self.say(await temperature_commands.reset_temperature(self.services, channel))
-        elif name == "settings" and args in (["show"], []):
-            self.say(await settings_commands.show_settings(self.services, channel))
-        elif name == "settings" and args[:1] == ["set"] and len(args) == 3:
-            value = _number(args[2])
-            self.say(await settings_commands.set_setting(self.services, channel, args[1], value))
-        elif name == "settings" and args[:1] == ["reset"] and len(args) == 2:
-            self.say(await settings_commands.reset_setting(self.services, channel, args[1]))
-        elif name == "model" and args in (["show"], []):
-            self.say(await model_commands.show_model(self.services, channel, markdown=False))
-        elif name == "model" and args[:1] == ["use"]:
-            if len(args) != 2:
-                names = ", ".join(model_commands.usable_models(self.services)) or "none"
-                self.say(f"usage: /model use NAME (one of: {names})")
-                return True
-            text = await model_commands.use_model(self.services, channel, args[1], markdown=False)
-            self.say(text)
-        else:
+            self.say(help_text(table.entries()))
+            return True
+        found = table.find(words)
+        if found is None:
             self.say(f"Unknown command {line.split()[0]!r}; try /help.")
+            return True
+        path, command, rest = found
+        if command.discord_only:
+            self.say(f"/{path} works only on Discord; try /help.")
+            return True
+        if not command.takes(len(rest)):
+            self.say(f"usage: {_usage(path, command)}")
+            return True
+        options = options_from(command, rest)  # a mistyped value is a CharbotError: handle's
+        ctx = Context(self.services, CONSOLE_CHANNEL_ID, markdown=False)
+        self.say(await invoke(command, ctx, options))
         return True
 
 
@@ -208,17 +234,6 @@ def _is_terminal(stream: IO[Any]) -> bool:
         return stream.isatty()
     except (AttributeError, ValueError):
         return False
-
-
-def _number(text: str) -> int | float:
-    try:
-        return int(text)
-    except ValueError:
-        pass
-    try:
-        return float(text)
-    except ValueError:
-        raise InvalidSettingError(f"The value must be a number; got {text!r}.") from None
 
 
 async def run_console(

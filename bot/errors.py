@@ -8,6 +8,7 @@ CharbotError
  ├── ProviderError             an execution provider that was asked for but is not available
  ├── UnknownModelError         a model name the config does not define, or that failed to load
  ├── PluginError               a plugin not allowed, not found, or failing to load or unload
+ ├── CommandError              a command used wrongly: an option missing, mistyped or out of bounds
  ├── MetricsServerError        the metrics and health endpoint cannot listen where configured
  ├── GenerationError           a request that could not be served
  │    ├── InvalidParamsError   bad generation parameters or prompt (the message says which)
@@ -80,3 +81,7 @@ class PluginError(CharbotError):
 
 class MetricsServerError(CharbotError):
     """The metrics and health endpoint cannot listen on the configured host and port."""
+
+
+class CommandError(CharbotError):
+    """A command used wrongly: an option missing, of the wrong type or out of its bounds."""

@@ -14,6 +14,7 @@ from collections.abc import Collection
 from dataclasses import dataclass, field
 
 from bot.config import Config
+from bot.core.commands import CommandTable
 from bot.core.completions import CompletionService
 from bot.core.plugins import PluginSource, allowed_plugins
 from bot.errors import CharbotError, PluginError
@@ -37,6 +38,8 @@ class Services:
     models: ModelRegistry
     completions: CompletionService
     metrics: Metrics = field(default_factory=Metrics)
+    #: The commands the plugins declared, for both surfaces (`bot.core.commands`).
+    commands: CommandTable = field(default_factory=CommandTable)
     #: Every plugin the owner may load, by short name: the config's list, then entry points.
     plugin_sources: dict[str, PluginSource] = field(default_factory=dict)
     #: Plugins that failed to load or register, by name: the error, for `/admin status`.
@@ -64,6 +67,12 @@ class Services:
             except Exception as exc:  # third-party code may raise anything: reported, not hidden
                 self.plugin_failed(name, exc)
                 log.error("%s", PluginError(f"Plugin {name!r} failed to register: {exc}"))
+
+    def forget_plugin(self, module: str) -> None:
+        """Drop what a plugin registered under its module's name (it was unloaded): its settings
+        (their stored values are kept) and its commands."""
+        self.settings_registry.unregister_owner(module)
+        self.commands.unregister_owner(module)
 
     def plugin_failed(self, name: str, error: BaseException) -> None:
         """Record why a plugin failed (for `/admin status`) and count it (for the metrics)."""

@@ -25,6 +25,7 @@ from bot.config import Config
 from bot.core.completions import CompletionService
 from bot.core.plugins import ENTRY_POINT_GROUP, PluginSource
 from bot.core.services import Services
+from bot.discord import slash
 from bot.discord.sharding import IdentifyGate, runs_shard_zero
 from bot.errors import PluginError
 from bot.generation.registry import ModelRegistry
@@ -83,6 +84,7 @@ class CharBot(commands.AutoShardedBot):
             services.settings, config.discord.identify_spacing_seconds
         )
         self.ops_server: OpsServer | None = None  # metrics and health, when metrics.port is set
+        self._mirrored: list[str] = []  # the slash commands built from the command table
 
     # -- the services, by their short names -------------------------------------------------
 
@@ -158,6 +160,8 @@ class CharBot(commands.AutoShardedBot):
         guild_id = self.config.discord.test_guild_id
         if guild_id is not None:
             guild = discord.Object(id=guild_id)
+            # Exactly the global commands: copying alone would keep those since removed.
+            self.tree.clear_commands(guild=guild)
             self.tree.copy_global_to(guild=guild)
             await self._sync_scope(guild)
         if self.sync_global:
@@ -188,6 +192,7 @@ class CharBot(commands.AutoShardedBot):
             self.services.plugin_failed(name, cause)
             raise PluginError(f"Plugin {name!r} ({source.origin}) failed to load: {cause}") from exc
         self.plugin_failures.pop(name, None)
+        self.mirror_commands()
         log.info("plugin %r loaded from %s", name, source.origin)
 
     async def unload_plugin(self, name: str) -> None:
@@ -196,17 +201,35 @@ class CharBot(commands.AutoShardedBot):
             await self.unload_extension(source.module)
         except commands.ExtensionNotLoaded as exc:
             raise PluginError(f"Plugin {name!r} is not loaded.") from exc
+        self.services.forget_plugin(source.module)
+        self.mirror_commands()
         log.info("plugin %r unloaded", name)
 
     async def reload_plugin(self, name: str) -> None:
         source = self._allowed(name)
+        if source.module not in self.extensions:
+            await self.load_plugin(name)
+            return
+        # The new code registers afresh; should it fail, discord.py rolls back to the old
+        # module, whose `setup` registers again.
+        self.services.forget_plugin(source.module)
         try:
             await self.reload_extension(source.module)
-        except commands.ExtensionNotLoaded:
-            await self.load_plugin(name)
         except commands.ExtensionError as exc:
-            # discord.py's reload rolls back to the old module on failure.
             raise PluginError(f"Plugin {name!r} failed to reload: {exc.__cause__ or exc}") from exc
+        finally:
+            self.mirror_commands()
+
+    def mirror_commands(self) -> None:
+        """Give the tree the slash commands of the command table as it is now: those the plugins
+        declared with handlers (a cog adds the commands only Discord runs)."""
+        for name in self._mirrored:
+            self.tree.remove_command(name)
+        self._mirrored = []
+        for entry in self.services.commands.entries():
+            if slash.built_here(entry):
+                self.tree.add_command(slash.build(entry, self.services), override=True)
+                self._mirrored.append(entry.name)
 
     def loaded_plugins(self) -> list[str]:
         return [n for n, s in self.plugin_sources.items() if s.module in self.extensions]

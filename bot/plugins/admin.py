@@ -1,4 +1,8 @@
-"""`/admin ...`: owner-only control of plugins and models at run time, and the bot's status."""
+"""`/admin ...`: owner-only control of plugins and models at run time, and the bot's status.
+
+Only Discord runs these (they act on the running Discord app); they are declared all the same,
+so the console's help lists them as Discord's.
+"""
 
 from __future__ import annotations
 
@@ -8,10 +12,36 @@ from typing import TYPE_CHECKING
 import discord
 from discord import app_commands
 
-from bot.api import CharbotGroupCog, charbot, reply, shards_text
+from bot.api import (
+    CharbotGroupCog,
+    Command,
+    CommandGroup,
+    Option,
+    apply_declaration,
+    charbot,
+    reply,
+    shards_text,
+)
 
 if TYPE_CHECKING:
-    from bot.api import CharBot
+    from bot.api import CharBot, Services
+
+PLUGIN = Option("plugin", str, "A plugin from the config's list or an installed entry point")
+COMMANDS = CommandGroup(
+    "admin",
+    "Owner-only controls.",
+    (
+        Command("load", "Load a plugin.", options=(PLUGIN,)),
+        Command("unload", "Unload a plugin.", options=(PLUGIN,)),
+        Command("reload", "Reload a plugin's code.", options=(PLUGIN,)),
+        Command(
+            "reload-model",
+            "Reload a model from its file (hot swap: requests in flight finish on the old one).",
+            options=(Option("name", str, "A model the config names"),),
+        ),
+        Command("status", "Shards, queue depth, requests served and speed of each model."),
+    ),
+)
 
 
 async def is_owner(interaction: discord.Interaction) -> bool:
@@ -49,40 +79,39 @@ async def reload_model(bot: CharBot, name: str) -> str:
     return f"Model {name} reloaded from its file ({info.parameters:,} parameters)."
 
 
-class Admin(CharbotGroupCog, group_name="admin"):
-    """Owner-only controls."""
+class Admin(CharbotGroupCog, group_name=COMMANDS.name, group_description=COMMANDS.help):
+    def __init__(self, bot: CharBot) -> None:
+        super().__init__(bot)
+        declared = {command.name: command for command in COMMANDS.commands}
+        for command in self.walk_app_commands():
+            if isinstance(command, app_commands.Command):
+                apply_declaration(command, declared[command.name])
 
     async def interaction_check(self, interaction: discord.Interaction) -> bool:
         return await is_owner(interaction)
 
     @app_commands.command(name="load")
-    @app_commands.describe(plugin="A plugin from the config's list or an installed entry point")
     async def load(self, interaction: discord.Interaction, plugin: str) -> None:
-        """Load a plugin."""
         await self.bot.load_plugin(plugin)
         await self._resync(interaction, f"Plugin {plugin} loaded.")
 
     @app_commands.command(name="unload")
     async def unload(self, interaction: discord.Interaction, plugin: str) -> None:
-        """Unload a plugin."""
         await self.bot.unload_plugin(plugin)
         await self._resync(interaction, f"Plugin {plugin} unloaded.")
 
     @app_commands.command(name="reload")
     async def reload(self, interaction: discord.Interaction, plugin: str) -> None:
-        """Reload a plugin's code."""
         await self.bot.reload_plugin(plugin)
         await self._resync(interaction, f"Plugin {plugin} reloaded.")
 
     @app_commands.command(name="reload-model")
     async def reload_model(self, interaction: discord.Interaction, name: str) -> None:
-        """Reload a model from its file (hot swap: requests in flight finish on the old one)."""
         await interaction.response.defer(ephemeral=True, thinking=True)
         await reply(interaction, await reload_model(self.bot, name), ephemeral=True)
 
     @app_commands.command(name="status")
     async def status(self, interaction: discord.Interaction) -> None:
-        """Shards, queue depth, requests served and speed of each model."""
         await reply(interaction, await status_text(self.bot), ephemeral=True)
 
     async def _resync(self, interaction: discord.Interaction, done: str) -> None:
@@ -91,5 +120,11 @@ class Admin(CharbotGroupCog, group_name="admin"):
         await reply(interaction, done, ephemeral=True)
 
 
+def register(services: Services) -> None:
+    """Declares the commands, so that the console's help lists them as Discord's."""
+    services.commands.add(COMMANDS, owner=__name__)
+
+
 async def setup(bot: CharBot) -> None:
+    register(bot.services)
     await bot.add_cog(Admin(bot))

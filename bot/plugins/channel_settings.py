@@ -10,32 +10,29 @@ client can send anything).
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Literal, get_args
-
-import discord
-from discord import app_commands
+from typing import TYPE_CHECKING, Any
 
 from bot.api import (
     MODEL,
-    CharbotGroupCog,
+    Command,
+    CommandGroup,
+    Context,
     GenerationLimits,
     GenerationParams,
     InvalidParamsError,
     InvalidSettingError,
+    Option,
     Validator,
-    manage_channels,
 )
 
 if TYPE_CHECKING:
     from bot.api import CharBot, Services
 
-#: The keys this plugin owns, as `/settings set` and `/settings reset` offer them.
-Key = Literal["length", "top_k", "top_p"]
-KEYS: tuple[str, ...] = get_args(Key)
-
-#: Each key's field in `GenerationParams` (what it fills), whose validation is the one statement
-#: of the bounds.
+#: The keys this plugin owns, as `/settings set` and `/settings reset` offer them, each with its
+#: field in `GenerationParams` (what it fills), whose validation is the one statement of the
+#: bounds.
 PARAM_FIELDS = {"length": "max_length", "top_k": "top_k", "top_p": "top_p"}
+KEYS = tuple(PARAM_FIELDS)
 WHOLE_NUMBERS = ("max_length", "top_k")
 #: The values that turn a sampling filter off, by the field they fill.
 OFF_VALUES = {"top_k": 0, "top_p": 1.0}
@@ -73,26 +70,20 @@ def as_setting(key: str, value: float | int) -> float | int:
     return value
 
 
-def _check_key(key: str) -> None:
-    if key not in KEYS:
-        raise InvalidSettingError(
-            f"{key!r} is not a setting that /settings changes; choose one of: {', '.join(KEYS)}."
-        )
-
-
 def _shown(fills: str | None, value: Any) -> str:
     text = f"{value:g}" if isinstance(value, float) else str(value)
     return f"{text} (off)" if fills in OFF_VALUES and value == OFF_VALUES[fills] else text
 
 
-async def show_settings(services: Services, channel_id: int) -> str:
+async def show_settings(ctx: Context) -> str:
     """The channel's effective settings, one a line, each with its source: every setting that
     fills something, the model first, then in the order the plugins registered them."""
+    services = ctx.services
     completions = services.completions
     defaults = completions.default_params
     specs = [s for s in services.settings_registry.specs() if s.fills is not None]
     specs.sort(key=lambda spec: spec.fills != MODEL)
-    channel = await services.settings.get_all(channel_id)
+    channel = await services.settings.get_all(ctx.channel_id)
     lines = ["Settings in this channel:"]
     for spec in specs:
         if spec.fills == MODEL:
@@ -105,52 +96,49 @@ async def show_settings(services: Services, channel_id: int) -> str:
     return "\n".join(lines)
 
 
-async def set_setting(services: Services, channel_id: int, key: str, value: float | int) -> str:
-    _check_key(key)
-    stored = await services.settings.set(channel_id, key, as_setting(key, value))
+async def set_setting(ctx: Context, key: str, value: float) -> str:
+    stored = await ctx.services.settings.set(ctx.channel_id, key, as_setting(key, value))
     return f"{key} set to {_shown(PARAM_FIELDS[key], stored)} for this channel."
 
 
-async def reset_setting(services: Services, channel_id: int, key: str) -> str:
-    _check_key(key)
-    await services.settings.reset(channel_id, key)
+async def reset_setting(ctx: Context, key: str) -> str:
+    await ctx.services.settings.reset(ctx.channel_id, key)
     field = PARAM_FIELDS[key]
-    default = getattr(services.completions.default_params, field)
+    default = getattr(ctx.services.completions.default_params, field)
     return f"{key} reset: this channel now uses the default, {_shown(field, default)}."
 
 
-class ChannelSettings(CharbotGroupCog, group_name="settings"):
-    """How the bot writes in this channel."""
+KEY_HELP = "length: characters (or words) per completion; top_k: 0 is off; top_p: 1 is off"
 
-    @app_commands.command(name="show")
-    async def show(self, interaction: discord.Interaction) -> None:
-        """Show this channel's settings and where each comes from."""
-        text = await show_settings(self.bot.services, self.channel_id(interaction))
-        await interaction.response.send_message(text)
-
-    @app_commands.command(name="set")
-    @app_commands.describe(
-        key="length: characters (or words) per completion; top_k: 0 is off; top_p: 1 is off",
-        value="The new value",
-    )
-    @manage_channels()
-    async def set_(self, interaction: discord.Interaction, key: Key, value: float) -> None:
-        """Change one of this channel's settings."""
-        text = await set_setting(self.bot.services, self.channel_id(interaction), key, value)
-        await interaction.response.send_message(text)
-
-    @app_commands.command(name="reset")
-    @app_commands.describe(key="The setting to give back to the default")
-    @manage_channels()
-    async def reset(self, interaction: discord.Interaction, key: Key) -> None:
-        """Go back to the default for one of this channel's settings."""
-        text = await reset_setting(self.bot.services, self.channel_id(interaction), key)
-        await interaction.response.send_message(text)
+COMMANDS = CommandGroup(
+    "settings",
+    "How the bot writes in this channel.",
+    (
+        Command("show", "Show this channel's settings and where each comes from.", show_settings),
+        Command(
+            "set",
+            "Change one of this channel's settings.",
+            set_setting,
+            options=(
+                Option("key", str, KEY_HELP, choices=KEYS),
+                Option("value", float, "The new value"),
+            ),
+            manage_channels=True,
+        ),
+        Command(
+            "reset",
+            "Go back to the default for one of this channel's settings.",
+            reset_setting,
+            options=(Option("key", str, "The setting to give back to the default", choices=KEYS),),
+            manage_channels=True,
+        ),
+    ),
+)
 
 
 def register(services: Services) -> None:
-    """The settings this plugin owns; works without Discord (the console chat calls it)."""
-    bounds: GenerationLimits = services.config.engine.limits  # as the config sets them
+    """The settings and the commands this plugin owns; works without Discord."""
+    bounds = services.config.engine.limits  # the engine's bounds, as the config sets them
     for key in KEYS:
         services.settings_registry.register_channel(
             key,
@@ -159,12 +147,8 @@ def register(services: Services) -> None:
             owner=__name__,
             fills=PARAM_FIELDS[key],
         )
+    services.commands.add(COMMANDS, owner=__name__)
 
 
 async def setup(bot: CharBot) -> None:
     register(bot.services)
-    await bot.add_cog(ChannelSettings(bot))
-
-
-async def teardown(bot: CharBot) -> None:
-    bot.settings_registry.unregister_owner(__name__)

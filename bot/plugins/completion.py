@@ -22,9 +22,11 @@ from bot.api import (
     MESSAGE_LIMIT,
     CharbotCog,
     CharbotError,
+    Command,
     Completion,
-    InvalidParamsError,
-    check_temperature,
+    Config,
+    Option,
+    apply_declaration,
     request_origin,
 )
 from bot.plugins.live_reply import reply_as_it_arrives
@@ -39,7 +41,7 @@ from bot.plugins.replies import (
 )
 
 if TYPE_CHECKING:
-    from bot.api import CharBot
+    from bot.api import CharBot, Services
 
 log = logging.getLogger(__name__)
 
@@ -52,28 +54,47 @@ def user_cooldowns(seconds: float) -> commands.CooldownMapping[discord.abc.User]
     return commands.CooldownMapping(commands.Cooldown(1, seconds), lambda user: user.id)
 
 
-def check_options(length: object, temperature: object, max_length: int) -> None:
-    """The options' bounds, checked again before any work: discord.py does not enforce `Range`
-    (Discord's client does), and a forged interaction can carry anything, NaN included."""
-    if length is not None and (
-        isinstance(length, bool) or not isinstance(length, int) or not 1 <= length <= max_length
-    ):
-        raise InvalidParamsError(
-            f"The length must be a whole number from 1 to {max_length}; got {length!r}."
-        )
-    if temperature is not None:
-        check_temperature(temperature)
+def complete_command(config: Config) -> Command:
+    """`/complete`, declared: only Discord runs it (the console's plain line is its twin). The
+    bounds Discord shows are the configured ones, not hard-coded ones."""
+    return Command(
+        "complete",
+        "Continue a text in the style of the channel's model.",
+        options=(
+            Option(
+                "prompt",
+                str,
+                "The text for the bot to continue",
+                min=1,
+                max=min(OPTION_TEXT_LIMIT, config.engine.max_prompt_chars),
+            ),
+            Option(
+                "length",
+                int,
+                "How many characters (or words) to write",
+                min=1,
+                max=min(MESSAGE_LIMIT, config.engine.max_length),
+                required=False,
+            ),
+            Option(
+                "temperature",
+                float,
+                f"0.0 writes the likeliest text; {MAX_TEMPERATURE:g} is wild "
+                "(default: the channel's)",
+                min=0.0,
+                max=MAX_TEMPERATURE,
+                required=False,
+            ),
+        ),
+    )
 
 
 class Completions(CharbotCog, name=COMPLETIONS_COG):
-    def __init__(self, bot: CharBot) -> None:
+    def __init__(self, bot: CharBot, declared: Command) -> None:
         super().__init__(bot)
         self.cooldowns = user_cooldowns(bot.config.discord.cooldown_seconds)
-        # The schema Discord shows advertises the configured bound, not a hard-coded one.
-        self.max_length = min(MESSAGE_LIMIT, bot.config.engine.max_length)
-        self.complete._params["length"].max_value = self.max_length
-        prompt_limit = min(OPTION_TEXT_LIMIT, bot.config.engine.max_prompt_chars)
-        self.complete._params["prompt"].max_value = prompt_limit
+        self.declared = declared
+        apply_declaration(self.complete, declared)
 
     def retry_after(self, user: discord.abc.User) -> float | None:
         """None when the user may go now (and the slot is taken), else the seconds left."""
@@ -87,22 +108,20 @@ class Completions(CharbotCog, name=COMPLETIONS_COG):
             raise app_commands.CommandOnCooldown(cooldown, wait)
 
     @app_commands.command(name="complete")
-    @app_commands.describe(
-        prompt="The text for the bot to continue",
-        length="How many characters (or words) to write",
-        temperature=f"0.0 writes the likeliest text; {MAX_TEMPERATURE:g} is wild "
-        "(default: the channel's)",
-    )
     async def complete(
         self,
         interaction: discord.Interaction,
-        prompt: app_commands.Range[str, 1, MESSAGE_LIMIT],
-        length: app_commands.Range[int, 1, MESSAGE_LIMIT] | None = None,
-        temperature: app_commands.Range[float, 0.0, MAX_TEMPERATURE] | None = None,
+        prompt: str,
+        length: int | None = None,
+        temperature: float | None = None,
     ) -> None:
-        """Continue a text in the style of the channel's model."""
-        # Refused here, before the defer, so the refusal is ephemeral and costs no generation.
-        check_options(length, temperature, self.max_length)
+        """Continue a text (its help, and its options' help and bounds: `complete_command`)."""
+        # Refused here, before the defer, so the refusal is ephemeral and costs no generation:
+        # discord.py does not enforce the bounds (Discord's client does), and a forged
+        # interaction can carry anything, NaN included. The prompt's length is the engine's.
+        for name, value in (("length", length), ("temperature", temperature)):
+            if value is not None:
+                self.declared.option(name).check(value)
         channel_id = self.channel_id(interaction)
         self._check_cooldown(interaction.user)
         # Tracked from the defer to the last reply, failures included: shutdown waits for it.
@@ -197,5 +216,13 @@ class Completions(CharbotCog, name=COMPLETIONS_COG):
         return sendable(view)
 
 
+def register(services: Services) -> None:
+    """Declares `/complete`, so that the console's help lists it as Discord's."""
+    services.commands.add(complete_command(services.config), owner=__name__)
+
+
 async def setup(bot: CharBot) -> None:
-    await bot.add_cog(Completions(bot))
+    register(bot.services)
+    declared = bot.services.commands.get("complete")
+    assert isinstance(declared, Command)
+    await bot.add_cog(Completions(bot, declared))

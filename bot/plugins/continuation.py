@@ -15,8 +15,10 @@ double press gives one answer.
 
 from __future__ import annotations
 
+import functools
 import logging
 import re
+from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any, Literal, Self
 
@@ -321,31 +323,49 @@ class Continuation(CharbotCog, name=CONTINUATION_COG):
     ) -> bool:
         """Continue `record`'s text with the channel's settings and post it as a reply."""
         message = interaction.message
-        channel_id = self.channel_id(interaction)
         if message is None:
             return False
-        completions = self.bot.completions
+
+        async def send(content: str, view: Any) -> None:
+            await message.reply(content, view=view, mention_author=False)
+
+        tell = functools.partial(self._tell, interaction)
         prompt = record.context(self.max_prompt)
-        model = await completions.channel_model(channel_id)
-        params = await completions.channel_params(channel_id)
-        completion = await self._generate(interaction, model, prompt, params)
-        if completion is None:
+        return await self._continue_with_channel(
+            interaction, prompt, tell, send, shows_prompt=False
+        )
+
+    async def _continue_with_channel(
+        self,
+        interaction: discord.Interaction[Any],
+        prompt: str,
+        tell: Callable[[str], Awaitable[None]],
+        send: Callable[[str, Any], Awaitable[None]],
+        **shown: Any,
+    ) -> bool:
+        """Continue `prompt` with the channel's model and settings, keep the record its buttons
+        need (`shown`: how the message shows it), and `send` it: the one path of the Continue
+        button and the menu. A failure is told with `tell`, for the user alone (False)."""
+        channel_id = self.channel_id(interaction)
+        completions = self.bot.completions
+        try:
+            model = await completions.channel_model(channel_id)
+            params = await completions.channel_params(channel_id)
+            completion = await completions.generate(model, prompt, params)
+        except CharbotError as exc:
+            await tell(str(exc))
             return False
-        new = CompletionRecord(
+        record = CompletionRecord(
             prompt,
             completion.text,
             completion.model,
             params,
             interaction.user.id,
             channel_id,
-            shows_prompt=False,
+            **shown,
         )
-        view = await self.remember(new)
-        await message.reply(
-            render(new, completion),
-            view=sendable(view),
-            mention_author=False,
-        )
+        view = await self.remember(record)
+        await send(render(record, completion), sendable(view))
         return True
 
     # -- the context menu -------------------------------------------------------------------
@@ -362,31 +382,16 @@ class Continuation(CharbotCog, name=CONTINUATION_COG):
         if (refusal := self._cooldown_refusal(interaction.user)) is not None:
             await self._tell(interaction, refusal)
             return
-        completions = self.bot.completions
-        async with completions.track(**request_origin(self.bot, interaction.guild_id, channel_id)):
+
+        async def send(content: str, view: Any) -> None:
+            await interaction.followup.send(content, view=view)
+
+        tell = functools.partial(tell_privately, interaction)
+        header = f"-# Continuing {message.author.mention}'s message {message.jump_url}"
+        origin = request_origin(self.bot, interaction.guild_id, channel_id)
+        async with self.bot.completions.track(**origin):
             await interaction.response.defer(thinking=True)
-            try:
-                model = await completions.channel_model(channel_id)
-                params = await completions.channel_params(channel_id)
-                completion = await completions.generate(model, prompt, params)
-            except CharbotError as exc:
-                await tell_privately(interaction, str(exc))
-                return
-            header = f"-# Continuing {message.author.mention}'s message {message.jump_url}"
-            record = CompletionRecord(
-                prompt,
-                completion.text,
-                completion.model,
-                params,
-                interaction.user.id,
-                channel_id,
-                header=header,
-            )
-            view = await self.remember(record)
-            await interaction.followup.send(
-                render(record, completion),
-                view=sendable(view),
-            )
+            await self._continue_with_channel(interaction, prompt, tell, send, header=header)
 
 
 async def setup(bot: CharBot) -> None:

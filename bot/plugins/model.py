@@ -9,18 +9,16 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-import discord
-from discord import app_commands
-
 from bot.api import (
     ELLIPSIS,
     MODEL,
     CharbotError,
-    CharbotGroupCog,
+    Command,
+    CommandGroup,
+    Context,
     InvalidSettingError,
     ModelInfo,
-    fit,
-    manage_channels,
+    Option,
 )
 from models import BUNDLED_MODEL
 
@@ -29,7 +27,6 @@ if TYPE_CHECKING:
 
 #: The setting this plugin owns: the model that writes in a channel.
 MODEL_KEY = "model"
-
 
 CORPUS_FILES_NAMED = 3  # a corpus of more files is summarised as "N files"
 TEXT_SHOWN = 80  # characters of any one text field of a model's provenance
@@ -83,55 +80,25 @@ def usable_models(services: Services) -> list[str]:
     return services.models.names
 
 
-async def show_model(services: Services, channel_id: int, *, markdown: bool = True) -> str:
-    name = await services.completions.channel_model(channel_id)
-    text = describe_model(services.models.get(name).info, markdown=markdown)
+async def show_model(ctx: Context) -> str:
+    services = ctx.services
+    name = await services.completions.channel_model(ctx.channel_id)
+    text = describe_model(services.models.get(name).info, markdown=ctx.markdown)
     others = [n for n in services.models.names if n != name]
     if others:
         listed = ", ".join(others[:MODELS_NAMED])
         more = len(others) - MODELS_NAMED
         text += f"\nAlso available: {listed}" + (f" and {more} more" if more > 0 else "")
-    return fit(text)
+    return text
 
 
-async def use_model(
-    services: Services, channel_id: int, name: str, *, markdown: bool = True
-) -> str:
-    await services.settings.set(channel_id, MODEL_KEY, name)
-    shown = f"**{name}**" if markdown else name
-    return f"This channel now uses {shown}."
-
-
-class Models(CharbotGroupCog, group_name="model"):
-    """The model that writes in this channel."""
-
-    @app_commands.command(name="show")
-    async def show(self, interaction: discord.Interaction) -> None:
-        """Show the model in use in this channel."""
-        text = await show_model(self.bot.services, self.channel_id(interaction))
-        await interaction.response.send_message(text)
-
-    @app_commands.command(name="use")
-    @app_commands.describe(name="One of the models the bot serves")
-    @manage_channels()
-    async def use(self, interaction: discord.Interaction, name: str) -> None:
-        """Pick the model for this channel."""
-        text = await use_model(self.bot.services, self.channel_id(interaction), name)
-        await interaction.response.send_message(text)
-
-    @use.autocomplete("name")
-    async def _names(
-        self, interaction: discord.Interaction, current: str
-    ) -> list[app_commands.Choice[str]]:
-        return [
-            app_commands.Choice(name=n, value=n)
-            for n in usable_models(self.bot.services)
-            if current.lower() in n.lower()
-        ][:25]
+async def use_model(ctx: Context, name: str) -> str:
+    await ctx.services.settings.set(ctx.channel_id, MODEL_KEY, name)
+    return f"This channel now uses {ctx.bold(name)}."
 
 
 def register(services: Services) -> None:
-    """The setting this plugin owns; works without Discord (the console chat calls it)."""
+    """The setting and the commands this plugin owns; works without Discord."""
     configured = list(services.config.models.models)
 
     def validate_model(value: Any) -> str:
@@ -158,11 +125,35 @@ def register(services: Services) -> None:
     services.settings_registry.register_channel(
         MODEL_KEY, default=None, validate=validate_model, owner=__name__, fills=MODEL
     )
+    services.commands.add(commands(services), owner=__name__)
+
+
+def commands(services: Services) -> CommandGroup:
+    name = Option(
+        "name",
+        str,
+        "One of the models the bot serves",
+        suggest=lambda: usable_models(services),
+        label="model name",
+    )
+    return CommandGroup(
+        "model",
+        "The model that writes in this channel.",
+        (
+            Command("show", "Show the model in use in this channel.", show_model),
+            Command(
+                "use",
+                "Pick the model for this channel.",
+                use_model,
+                options=(name,),
+                manage_channels=True,
+            ),
+        ),
+    )
 
 
 async def setup(bot: CharBot) -> None:
     register(bot.services)
-    await bot.add_cog(Models(bot))
 
 
 async def teardown(bot: CharBot) -> None:

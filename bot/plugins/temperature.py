@@ -1,24 +1,23 @@
 """`/temperature set|show|reset`: each channel's sampling temperature.
 
 A channel's value applies to every completion there unless the call gives its own. The bound
-(`MAX_TEMPERATURE`) is in the command's schema and again in the setting's validator, since a
-client can send anything.
+(`MAX_TEMPERATURE`) is the option's, checked on every surface (a client can send anything), and
+again by the setting's validator, for a value set any other way.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-import discord
-from discord import app_commands
-
 from bot.api import (
     MAX_TEMPERATURE,
-    CharbotGroupCog,
+    Command,
+    CommandGroup,
+    Context,
     InvalidParamsError,
     InvalidSettingError,
+    Option,
     check_temperature,
-    manage_channels,
 )
 
 if TYPE_CHECKING:
@@ -36,56 +35,58 @@ def validate_temperature(value: Any) -> float:
         raise InvalidSettingError(str(exc)) from None
 
 
-async def set_temperature(services: Services, channel_id: int, value: float) -> float:
-    stored = await services.settings.set(channel_id, TEMPERATURE_KEY, value)
-    return float(stored)
+async def set_temperature(ctx: Context, value: float) -> str:
+    stored = await ctx.services.settings.set(ctx.channel_id, TEMPERATURE_KEY, value)
+    return f"Temperature set to {stored:g} for this channel."
 
 
-async def show_temperature(services: Services, channel_id: int) -> str:
-    value = await services.settings.get(channel_id, TEMPERATURE_KEY)
+async def show_temperature(ctx: Context) -> str:
+    value = await ctx.services.settings.get(ctx.channel_id, TEMPERATURE_KEY)
     if value is None:
-        default = services.config.generation.temperature
+        default = ctx.services.completions.default_params.temperature
         return f"This channel uses the default temperature, {default:g}."
     return f"This channel's temperature is {value:g}."
 
 
-async def reset_temperature(services: Services, channel_id: int) -> str:
-    await services.settings.reset(channel_id, TEMPERATURE_KEY)
-    default = services.config.generation.temperature
+async def reset_temperature(ctx: Context) -> str:
+    await ctx.services.settings.reset(ctx.channel_id, TEMPERATURE_KEY)
+    default = ctx.services.completions.default_params.temperature
     return f"Temperature reset: this channel now uses the default, {default:g}."
 
 
-class Temperature(CharbotGroupCog, group_name="temperature"):
-    """How adventurous the bot's writing is in this channel."""
-
-    @app_commands.command(name="set")
-    @app_commands.describe(value=f"0.0 writes the likeliest text; {MAX_TEMPERATURE:g} is wild")
-    @manage_channels()
-    async def set_(
-        self,
-        interaction: discord.Interaction,
-        value: app_commands.Range[float, 0.0, MAX_TEMPERATURE],
-    ) -> None:
-        """Set this channel's sampling temperature."""
-        stored = await set_temperature(self.bot.services, self.channel_id(interaction), value)
-        await interaction.response.send_message(f"Temperature set to {stored:g} for this channel.")
-
-    @app_commands.command(name="show")
-    async def show(self, interaction: discord.Interaction) -> None:
-        """Show this channel's sampling temperature."""
-        text = await show_temperature(self.bot.services, self.channel_id(interaction))
-        await interaction.response.send_message(text)
-
-    @app_commands.command(name="reset")
-    @manage_channels()
-    async def reset(self, interaction: discord.Interaction) -> None:
-        """Go back to the default temperature in this channel."""
-        text = await reset_temperature(self.bot.services, self.channel_id(interaction))
-        await interaction.response.send_message(text)
+COMMANDS = CommandGroup(
+    "temperature",
+    "How adventurous the bot's writing is in this channel.",
+    (
+        Command(
+            "set",
+            "Set this channel's sampling temperature.",
+            set_temperature,
+            options=(
+                Option(
+                    "value",
+                    float,
+                    f"0.0 writes the likeliest text; {MAX_TEMPERATURE:g} is wild",
+                    min=0.0,
+                    max=MAX_TEMPERATURE,
+                    label="temperature",
+                ),
+            ),
+            manage_channels=True,
+        ),
+        Command("show", "Show this channel's sampling temperature.", show_temperature),
+        Command(
+            "reset",
+            "Go back to the default temperature in this channel.",
+            reset_temperature,
+            manage_channels=True,
+        ),
+    ),
+)
 
 
 def register(services: Services) -> None:
-    """The setting this plugin owns; works without Discord (the console chat calls it)."""
+    """The setting and the commands this plugin owns; works without Discord."""
     services.settings_registry.register_channel(
         TEMPERATURE_KEY,
         default=None,
@@ -93,12 +94,8 @@ def register(services: Services) -> None:
         owner=__name__,
         fills="temperature",
     )
+    services.commands.add(COMMANDS, owner=__name__)
 
 
 async def setup(bot: CharBot) -> None:
     register(bot.services)
-    await bot.add_cog(Temperature(bot))
-
-
-async def teardown(bot: CharBot) -> None:
-    bot.settings_registry.unregister_owner(__name__)

@@ -38,7 +38,7 @@ def test_piped_chat_answers_each_line_and_settings_persist(config: Path, tmp_pat
     )
     assert first.returncode == 0, first.stderr
     out = first.stdout.splitlines()
-    assert out[0] == "Temperature set to 0."
+    assert out[0] == "Temperature set to 0 for this channel."
     assert out[1].startswith("To be") and len(out[1]) > len("To be")
     assert out[2] == "This channel's temperature is 0."
     assert "tiny" in first.stdout and "LSTM" in first.stdout
@@ -97,7 +97,7 @@ async def test_the_console_creates_no_discord_client(
         await services.close()
     assert status == 0
     lines = out.getvalue().splitlines()
-    assert lines[0] == "Temperature set to 0." and lines[1].startswith("To be")
+    assert lines[0] == "Temperature set to 0 for this channel." and lines[1].startswith("To be")
 
 
 async def test_settings_in_the_console(config: Path, tmp_path: Path) -> None:
@@ -120,7 +120,7 @@ async def test_settings_in_the_console(config: Path, tmp_path: Path) -> None:
     said = out.getvalue().splitlines()
     assert said[:3] == [
         "length set to 12 for this channel.",
-        "error: top_p must be above 0 and at most 1 (1 is off); got 0.",
+        "error: top_p must be above 0 and at most 1 (1 is off); got 0.0.",
         "error: The value must be a number; got 'x'.",
     ]
     assert params.max_length == 12 and said[4].startswith("To be") and len(said[4]) > len("To be")

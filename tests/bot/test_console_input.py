@@ -55,7 +55,7 @@ async def test_invalid_utf8_is_replaced_and_every_line_answered(chat: Chat, erro
         b"/temperature set 0\nTo \xff\xfe be\n/temperature show\n", errors=errors
     )
     assert status == 0
-    assert lines[0] == "Temperature set to 0."
+    assert lines[0] == "Temperature set to 0 for this channel."
     assert lines[1].startswith("To \ufffd\ufffd be")
     assert "This channel's temperature is 0." in lines
     assert not any("\udcff" in line or "\udcfe" in line for line in lines)
@@ -85,7 +85,7 @@ async def test_replies_are_plain_text_and_never_negative_zero(chat: Chat) -> Non
     status, lines = await chat(b"/temperature set -0\n/temperature show\n/model use tiny\n")
     assert status == 0
     assert lines == [
-        "Temperature set to 0.",
+        "Temperature set to 0 for this channel.",
         "This channel's temperature is 0.",
         "This channel now uses tiny.",
     ]

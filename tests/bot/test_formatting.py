@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from discord.utils import remove_markdown
 
-from bot.discord.cogs import MESSAGE_LIMIT
+from bot.api import MESSAGE_LIMIT
 from bot.generation.backend import Completion
 from bot.plugins.replies import format_completion
 

@@ -9,9 +9,9 @@ from typing import Any
 
 import pytest
 
+from bot.api import MESSAGE_LIMIT, Context
 from bot.config import load_config
 from bot.core.services import Services
-from bot.discord.cogs import MESSAGE_LIMIT
 from bot.generation.backend import Completion, ModelInfo
 from bot.plugins.model import describe_model, show_model, usable_models, use_model
 from bot.plugins.replies import format_completion
@@ -38,22 +38,24 @@ async def services(tmp_path: Path, tiny_onnx: Path) -> AsyncIterator[Services]:
 
 
 async def test_a_model_that_failed_to_load_is_refused(services: Services) -> None:
+    console = Context(services, 7, markdown=False)
     with pytest.raises(InvalidSettingError) as caught:
-        await use_model(services, 7, "lost")
+        await use_model(console, "lost")
     lost = services.config.models.models["lost"].path
     assert str(caught.value) == (
         f"Model 'lost' is not available: The model file {lost} does not exist. Choose one of: tiny."
     )
     assert usable_models(services) == ["tiny"]  # what autocomplete offers
-    assert await use_model(services, 7, "tiny", markdown=False) == "This channel now uses tiny."
-    assert "tiny" in await show_model(services, 7)
+    assert await use_model(console, "tiny") == "This channel now uses tiny."
+    assert await use_model(Context(services, 7), "tiny") == "This channel now uses **tiny**."
+    assert "tiny" in await show_model(console)
 
 
 async def test_the_bundled_model_missing_from_a_config_says_how_to_keep_it(
     services: Services,
 ) -> None:
     with pytest.raises(InvalidSettingError, match="no model named 'shakespeare'") as caught:
-        await use_model(services, 7, "shakespeare")
+        await use_model(Context(services, 7), "shakespeare")
     assert f'[models.shakespeare] path = "{BUNDLED_MODEL}"' in str(caught.value)
 
 

@@ -12,6 +12,7 @@ import numpy as np
 
 from bot.api import (
     BackendStats,
+    CharRate,
     Completion,
     EngineClosedError,
     FinishReason,
@@ -58,7 +59,7 @@ class MarkovBackend:
         self._limits = limits
         self._closed = False
         self._served = 0
-        self._chars = 0
+        self._generated = CharRate()
 
     @classmethod
     async def start(cls, name: str, path: Path) -> MarkovBackend:
@@ -68,6 +69,11 @@ class MarkovBackend:
     @property
     def info(self) -> ModelInfo:
         return self._info
+
+    @property
+    def chain(self) -> MarkovChain:
+        """The chain serving now (`/markov stats` shows its figures)."""
+        return self._chain
 
     def _generate(self, prompt: str, params: GenerationParams) -> tuple[str, int, FinishReason]:
         rng = np.random.default_rng(params.seed)
@@ -95,7 +101,7 @@ class MarkovBackend:
             asyncio.to_thread(self._generate, prompt, params), timeout
         )
         self._served += 1
-        self._chars += len(text)
+        self._generated.add(len(text))
         return Completion(
             text, prompt, tokens, reason, (), self._info.name, time.monotonic() - started
         )
@@ -112,7 +118,8 @@ class MarkovBackend:
         return info
 
     def stats(self) -> BackendStats:
-        return BackendStats(0, 0, self._served, self._chars, 0.0)
+        rate = self._generated
+        return BackendStats(0, 0, self._served, rate.total, rate.per_second())
 
     async def close(self) -> None:
         self._closed = True
