@@ -19,7 +19,7 @@ import csv
 import logging
 import math
 import time
-from dataclasses import astuple, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 from exporter.checkpoint import Checkpoint
@@ -136,14 +136,6 @@ class RunLog:
         draw_curve(self.rows, self.curve_path)
         cost = time.perf_counter() - started
         self.next_draw = started + cost / DRAW_SHARE
-
-
-def as_columns(rows: list[MetricsRow]) -> dict[str, list[float]]:
-    """The rows as one list per column, for plotting."""
-    columns = list(zip(*(astuple(r) for r in rows), strict=True)) if rows else []
-    return {
-        name: [float(v) for v in values] for name, values in zip(COLUMNS, columns, strict=False)
-    }
 
 
 def rows_from_history(checkpoint: Checkpoint) -> list[MetricsRow]:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from exporter.errors import ConfigError
 
@@ -17,7 +17,19 @@ if TYPE_CHECKING:
     from matplotlib.axes import Axes
     from matplotlib.figure import Figure
 
-    from exporter.metrics import MetricsRow  # exporter.metrics imports this module
+
+class CurvePoint(Protocol):
+    """One evaluation of a run, as drawn (`exporter.metrics.MetricsRow` is one): this module
+    needs only these fields, and so does not import the module that writes them."""
+
+    @property
+    def step(self) -> int: ...
+    @property
+    def elapsed_s(self) -> float: ...
+    @property
+    def train_loss(self) -> float: ...
+    @property
+    def val_loss(self) -> float: ...
 
 
 def _figure(width: float, height: float) -> tuple[Figure, list[Axes]]:
@@ -32,7 +44,7 @@ def _figure(width: float, height: float) -> tuple[Figure, list[Axes]]:
     return figure, list(figure.subplots(1, 2))
 
 
-def draw_curve(rows: Sequence[MetricsRow], path: Path, title: str = "") -> None:
+def draw_curve(rows: Sequence[CurvePoint], path: Path, title: str = "") -> None:
     """Training and validation loss against steps (left) and training seconds (right)."""
     figure, axes = _figure(10, 3.6)
     steps = [r.step for r in rows]
@@ -52,7 +64,7 @@ def draw_curve(rows: Sequence[MetricsRow], path: Path, title: str = "") -> None:
     _save(figure, path)
 
 
-def draw_compare(runs: Sequence[tuple[str, Sequence[MetricsRow]]], path: Path) -> None:
+def draw_compare(runs: Sequence[tuple[str, Sequence[CurvePoint]]], path: Path) -> None:
     """The validation curves of several runs, against steps and against training seconds."""
     figure, axes = _figure(10, 4)
     for label, rows in runs:
