@@ -56,6 +56,7 @@ from exporter.train import describe, train
 from models.charrnn import CharRNN
 from models.chat import CHAT_TEMPLATES, ChatTemplate, is_chat_template
 from models.contract import CELLS, Quantization
+from models.sampling import MAX_TEMPERATURE, check_temperature
 from models.tokenizers import Tokenizer
 
 PROG = "python -m exporter"
@@ -208,7 +209,12 @@ def build_parser() -> argparse.ArgumentParser:
     sample.add_argument("model", type=Path, metavar="FILE", help="a checkpoint or an .onnx file")
     sample.add_argument("--prompt", default="", help="text to prime the model with")
     sample.add_argument("--length", type=_count, default=500, help="new tokens to generate")
-    sample.add_argument("--temperature", type=_finite, default=0.8, help="0 = greedy")
+    sample.add_argument(
+        "--temperature",
+        type=_temperature,
+        default=0.8,
+        help=f"0 = greedy, at most {MAX_TEMPERATURE:g} (the bot's bound)",
+    )
     sample.add_argument("--top-k", type=_count, default=0, help="0 = off")
     sample.add_argument("--top-p", type=_finite, default=1.0, help="1.0 = off")
     sample.add_argument("--seed", type=_seed, default=None, help="makes the text repeatable")
@@ -541,6 +547,14 @@ def _tolerance(text: str) -> float:
     if value < 0:
         raise argparse.ArgumentTypeError(f"{value:g} is negative")
     return value
+
+
+def _temperature(text: str) -> float:
+    """argparse type: a sampling temperature within the bound the bot has."""
+    try:
+        return check_temperature(_finite(text))
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc).rstrip(".")) from None
 
 
 def _seed(text: str) -> int:

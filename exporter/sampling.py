@@ -23,7 +23,7 @@ from exporter.onnx_export import open_session, read_metadata
 from models import contract
 from models.charrnn import CharRNN
 from models.contract import ContractError
-from models.sampling import banned_token, sample_one
+from models.sampling import banned_token, check_temperature, sample_one
 from models.tokenizers import Encoding, Tokenizer
 
 #: How a file made by `torch.save` begins (a zip archive); an ONNX file (protobuf) never does.
@@ -38,8 +38,10 @@ class SamplingParams:
     seed: int | None = None  # None = a fresh random run
 
     def __post_init__(self) -> None:
-        if not self.temperature >= 0.0:
-            raise ConfigError("--temperature must be 0 (greedy) or more")
+        try:
+            check_temperature(self.temperature)  # the bot's bound: text the bot could write
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from exc
         if self.top_k < 0:
             raise ConfigError("--top-k must be 0 (off) or more")
         if not 0.0 < self.top_p <= 1.0:

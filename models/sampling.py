@@ -1,18 +1,38 @@
 """Choosing a token from one row of logits: greedy, or temperature, top-k, then top-p.
 
 Shared by the bot's batch sampler and the exporter's `sample` command, so that both follow the
-same semantics (docs/architecture.md, "Generation semantics"). numpy only: no torch, no onnxruntime.
+same semantics (docs/architecture.md, "Generation semantics"), and the temperature bound with
+them. numpy only: no torch, no onnxruntime.
 """
 
 from __future__ import annotations
+
+import math
+from typing import Final
 
 import numpy as np
 
 from models.tokenizers import Tokenizer
 
+#: The highest sampling temperature anyone may ask for (0 is greedy; far above 2 is noise): the
+#: bot's requests, settings, config and commands and the exporter's `sample` all take it from here.
+MAX_TEMPERATURE: Final = 2.0
 #: Temperatures below this sample as greedy: 1/T would overflow float32 logits, and the
 #: distribution is an argmax to within float error anyway.
 MIN_TEMPERATURE = 1e-4
+
+
+def check_temperature(value: object) -> float:
+    """`value` as a temperature from 0 to MAX_TEMPERATURE; else ValueError, with the sentence
+    that each caller passes on in its own error type."""
+    if (
+        isinstance(value, int | float)
+        and not isinstance(value, bool)
+        and math.isfinite(value)
+        and 0.0 <= value <= MAX_TEMPERATURE
+    ):
+        return float(value) + 0.0  # + 0.0 turns -0.0 into 0.0, which shows as "0", not "-0"
+    raise ValueError(f"The temperature must be from 0.0 to {MAX_TEMPERATURE}; got {value!r}.")
 
 
 def banned_token(tokenizer: Tokenizer) -> int | None:

@@ -5,18 +5,19 @@ onnxruntime-genai: one engine serves requests with different params side by side
 This module is the one table of generation defaults and bounds: the dataclasses' defaults are
 the defaults everywhere (the config's `[engine]` and `[generation]` sections take theirs from
 here), and `MAX_TEMPERATURE` bounds a request, a channel's setting, the config and the slash
-commands alike.
+commands alike (the bound itself lives in `models.sampling`, shared with the exporter's `sample`).
 """
 
 from __future__ import annotations
 
 import functools
-import math
 import os
 from dataclasses import dataclass, field
 from typing import Final, Literal, TypeGuard
 
 from bot.errors import InvalidParamsError
+from models import sampling
+from models.sampling import MAX_TEMPERATURE as MAX_TEMPERATURE  # the bot's public name
 
 Provider = Literal["auto", "cuda", "cpu"]
 PROVIDERS: tuple[Provider, ...] = ("auto", "cuda", "cpu")
@@ -32,9 +33,6 @@ REQUEST_TIMEOUT: Final = 60.0
 #: Worker threads an engine may run: each holds a session, and more than cores only thrash.
 MAX_WORKERS: Final = 64
 
-#: The highest sampling temperature anyone may ask for (0 is greedy; far above 2 is noise).
-MAX_TEMPERATURE: Final = 2.0
-
 #: The highest top_k anyone may set. A top_k at or above a model's vocabulary keeps every token,
 #: as 0 (off) does; the bound keeps the figure one a person would type (the exporter's word
 #: models keep 10,000 words by default).
@@ -46,11 +44,10 @@ WORD_END_SLACK: Final = 10
 
 def check_temperature(value: object) -> float:
     """`value` as a temperature from 0 to MAX_TEMPERATURE, or `InvalidParamsError`."""
-    if _is_real(value) and math.isfinite(value) and 0.0 <= value <= MAX_TEMPERATURE:
-        return float(value) + 0.0  # + 0.0 turns -0.0 into 0.0, which shows as "0", not "-0"
-    raise InvalidParamsError(
-        f"The temperature must be from 0.0 to {MAX_TEMPERATURE}; got {value!r}."
-    )
+    try:
+        return sampling.check_temperature(value)
+    except ValueError as exc:
+        raise InvalidParamsError(str(exc)) from exc
 
 
 @dataclass(frozen=True)
