@@ -68,6 +68,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     try:
         args = parser.parse_args(argv)
+        _check_combinations(parser, args)
     except SystemExit as exc:  # argparse has printed its usage and one-line error (or --help)
         return exc.code if isinstance(exc.code, int) else 2
     _setup_logging(args.verbose)
@@ -95,6 +96,12 @@ def main(argv: list[str] | None = None) -> int:
         # point stdout at /dev/null so that Python's flush at exit does not fail again.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
+
+
+def _check_combinations(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """Options that mean nothing without another are refused, not silently ignored."""
+    if args.command == "export" and args.max_loss_increase is not None and not args.quantize:
+        parser.error("--max-loss-increase judges a quantized file: it needs --quantize int8")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -136,7 +143,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     export.add_argument(
         "--tolerance",
-        type=_tolerance,
+        type=_non_negative,
         default=1e-4,
         help="largest |Δlogits| allowed between ONNX Runtime and PyTorch",
     )
@@ -147,11 +154,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     export.add_argument(
         "--max-loss-increase",
-        type=_finite,
-        default=quantize.DEFAULT_MAX_LOSS_INCREASE,
+        type=_non_negative,
         metavar="X",
         help="with --quantize: refuse when the validation loss rises by more, nats/token "
-        "(default: %(default)s)",
+        f"(default: {quantize.DEFAULT_MAX_LOSS_INCREASE})",
     )
     export.add_argument(
         "--chat-template",
@@ -194,10 +200,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     verify.add_argument("model", type=Path, metavar="MODEL.onnx")
     verify.add_argument("checkpoint", type=Path, metavar="CKPT")
-    verify.add_argument("--tolerance", type=_tolerance, default=1e-4)
+    verify.add_argument("--tolerance", type=_non_negative, default=1e-4)
     verify.add_argument(
         "--max-loss-increase",
-        type=_finite,
+        type=_non_negative,
         metavar="X",
         help="int8 files: the allowed validation-loss rise (default: the one it was made with)",
     )
@@ -372,7 +378,10 @@ def run_export(args: argparse.Namespace, argv: list[str]) -> int:
             _parity_verdict(parity)
             if args.quantize:
                 val_ids = quantize.validation_ids(checkpoint, args.checkpoint)
-                quality = quantize.export_int8(fp32, output, val_ids, args.max_loss_increase)
+                limit = args.max_loss_increase
+                if limit is None:
+                    limit = quantize.DEFAULT_MAX_LOSS_INCREASE
+                quality = quantize.export_int8(fp32, output, val_ids, limit)
                 print(quality.table())
             else:
                 try:
@@ -481,7 +490,7 @@ def _verify_quantized(
     if not quality.ok:
         raise ExportError(
             f"{args.model} fails its quality check: validation loss {quality.int8_val_loss:.4f} "
-            f"against {quality.fp32_val_loss:.4f} for fp32 (+{quality.increase:.4f}, more than "
+            f"against {quality.fp32_val_loss:.4f} for fp32 ({quality.shown_increase}, more than "
             f"{limit:g})"
         )
     return 0
@@ -541,8 +550,8 @@ def _finite(text: str) -> float:
     return value
 
 
-def _tolerance(text: str) -> float:
-    """argparse type: the parity tolerance, a finite number of 0 or more."""
+def _non_negative(text: str) -> float:
+    """argparse type: a finite number of 0 or more (a tolerance, an allowed loss rise)."""
     value = _finite(text)
     if value < 0:
         raise argparse.ArgumentTypeError(f"{value:g} is negative")
@@ -567,7 +576,8 @@ def _seed(text: str) -> int:
 
 def _error(message: str) -> None:
     message = message.rstrip()
-    print(f"error: {message}{'' if message.endswith('.') else '.'}", file=sys.stderr)
+    ended = message.endswith((".", "?", "!"))  # "... a DiscordChatExporter JSON export?"
+    print(f"error: {message}{'' if ended else '.'}", file=sys.stderr)
 
 
 class _StderrHandler(logging.Handler):

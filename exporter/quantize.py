@@ -59,6 +59,16 @@ class QualityReport:
     def ok(self) -> bool:
         return self.increase <= self.max_loss_increase
 
+    @property
+    def shown_increase(self) -> str:
+        """The rise with 4 decimals, or with as many more as tell it from the limit: at
+        --max-loss-increase 0, a rise of 3e-5 shows as +0.00003, not as +0.0000."""
+        for decimals in range(4, 9):
+            text = f"{self.increase:+.{decimals}f}"
+            if text != f"{self.max_loss_increase:+.{decimals}f}":
+                return text
+        return f"{self.increase:+.2e}"
+
     def table(self) -> str:
         verdict = "ok" if self.ok else "FAILED"
         return "\n".join(
@@ -66,7 +76,7 @@ class QualityReport:
                 "model  validation loss (nats/token)",
                 f"fp32   {self.fp32_val_loss:.4f}",
                 f"int8   {self.int8_val_loss:.4f}",
-                f"increase {self.increase:+.4f} (allowed {self.max_loss_increase:+.4f}): {verdict}",
+                f"increase {self.shown_increase} (allowed {self.max_loss_increase:+g}): {verdict}",
             ]
         )
 
@@ -74,7 +84,7 @@ class QualityReport:
         return (
             f"refusing to write {path}: int8 quantization raises the validation loss from "
             f"{self.fp32_val_loss:.4f} to {self.int8_val_loss:.4f} nats/token "
-            f"(+{self.increase:.4f}, more than --max-loss-increase {self.max_loss_increase:g})"
+            f"({self.shown_increase}, more than --max-loss-increase {self.max_loss_increase:g})"
         )
 
 

@@ -190,6 +190,7 @@ def test_malformed_exports_are_one_sentence(
     assert status == 1
     assert_one_sentence(err)
     assert str(path) in err and expected in err, err
+    assert not err.rstrip().endswith(("?.", "..")), err  # a sentence ends once
 
 
 def test_format_is_an_option() -> None:
