@@ -1,9 +1,11 @@
 """`python -m exporter report RUN_DIR [RUN_DIR...]`: training runs side by side.
 
-For each run directory: the best validation loss (best.pt's final figure on the whole validation
-text, or the best periodic one while the run goes on), steps, training time, tokens per second
-and the recipe, from its checkpoints; then the runs' validation curves (from their metrics.csv,
-or the checkpoint's history for a run without one) on one `compare.png`.
+For each run directory: its level (char or word), the best validation loss in that level's unit
+(best.pt's final figure on the whole validation text, or the best periodic one while the run goes
+on), steps, training time, tokens per second, the recipe and the corpus, from its checkpoints;
+then the runs' validation curves (from their metrics.csv, or the checkpoint's history for a run
+without one) on one `compare.png`. Nats per character and nats per word do not compare: a table
+mixing the two levels says so.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from exporter.metrics import METRICS_FILE, MetricsRow, read_metrics, rows_from_h
 from exporter.plots import draw_compare
 
 COMPARE_FILE = "compare.png"
+CORPUS_WIDTH = 24  # characters of the corpus column; longer lists of files are cut
 
 
 @dataclass(frozen=True)
@@ -30,6 +33,8 @@ class RunSummary:
     tokens_per_second: float
     recipe: str
     rows: list[MetricsRow]
+    level: str = "char"  # the loss is in nats per `level`
+    corpus: str = ""  # the corpus files' names
 
 
 def describe_recipe(config: TrainConfig) -> str:
@@ -71,24 +76,45 @@ def summarize_run(run_dir: Path) -> RunSummary:
         tokens_per_second=tokens / seconds if seconds > 0 else 0.0,
         recipe=describe_recipe(config),
         rows=rows,
+        level=config.level,
+        corpus=str(latest["corpus"].get("corpus", "")),
     )
 
 
 def table(runs: list[RunSummary]) -> str:
     width = max(4, *(len(r.name) for r in runs))
-    head = f"{'run':<{width}}  {'best val':>9}  {'steps':>7}  {'time':>8}  {'tokens/s':>9}  recipe"
+    losses = [_loss(r) for r in runs]
+    loss_width = max(len("best val"), *(len(text) for text in losses))
+    head = (
+        f"{'run':<{width}}  level  {'best val':>{loss_width}}  {'steps':>7}  {'time':>8}  "
+        f"{'tokens/s':>9}  {'corpus':<{CORPUS_WIDTH}}  recipe"
+    )
     lines = [head, "-" * len(head)]
-    for r in runs:
-        loss = "-" if r.best_val_loss is None else f"{r.best_val_loss:.4f}"
-        if r.best_val_loss is not None and not r.final:
-            loss += "*"
+    for r, loss in zip(runs, losses, strict=True):
         lines.append(
-            f"{r.name:<{width}}  {loss:>9}  {r.steps:>7,}  {r.seconds:>7.1f}s  "
-            f"{r.tokens_per_second:>9,.0f}  {r.recipe}"
+            f"{r.name:<{width}}  {r.level:<5}  {loss:>{loss_width}}  {r.steps:>7,}  "
+            f"{r.seconds:>7.1f}s  {r.tokens_per_second:>9,.0f}  "
+            f"{_shorten(r.corpus, CORPUS_WIDTH):<{CORPUS_WIDTH}}  {r.recipe}"
         )
     if any(not r.final for r in runs):
         lines.append("* best periodic validation on the fixed sample: the run has not finished")
+    if len({r.level for r in runs}) > 1:
+        lines.append(
+            "char- and word-level losses are not comparable: nats per character against nats "
+            "per word"
+        )
     return "\n".join(lines)
+
+
+def _loss(run: RunSummary) -> str:
+    if run.best_val_loss is None:
+        return "-"
+    star = "" if run.final else "*"
+    return f"{run.best_val_loss:.4f}{star} nats/{run.level}"
+
+
+def _shorten(text: str, width: int) -> str:
+    return text if len(text) <= width else text[: width - 1] + "…"
 
 
 def report(run_dirs: list[Path], compare_png: Path) -> tuple[str, list[RunSummary]]:
@@ -100,5 +126,8 @@ def report(run_dirs: list[Path], compare_png: Path) -> tuple[str, list[RunSummar
         r if names.count(r.name) == 1 else replace(r, name=str(d))
         for r, d in zip(runs, run_dirs, strict=True)
     ]
-    draw_compare([(r.name, r.rows) for r in runs], compare_png)
+    mixed = len({r.level for r in runs}) > 1
+    draw_compare(
+        [(f"{r.name} ({r.level})" if mixed else r.name, r.rows) for r in runs], compare_png
+    )
     return table(runs), runs

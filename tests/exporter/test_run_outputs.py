@@ -13,7 +13,8 @@ from bot.generation.model import load_model
 from exporter.checkpoint import load_checkpoint
 from exporter.metrics import COLUMNS, read_metrics
 from exporter.onnx_export import read_metadata
-from exporter.train import TrainResult
+from exporter.train import TrainResult, train
+from tests.exporter.conftest import tiny_config
 from tests.exporter.test_cli import assert_one_sentence, run
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -49,6 +50,25 @@ def test_report_prints_the_checkpoint_figures(
     assert f"{best['val_loss']:.4f}" in row and f"{last['step']:>7,}" in row
     assert f"{last['elapsed']:>7.1f}s" in row and "lstm 2x24 e8 T16 B4" in row
     assert_png(png)
+
+
+def test_report_tells_levels_and_corpora_apart(
+    tmp_path: Path, corpus: Path, word_corpus: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A char run's nats per character and a word run's nats per word are not one column."""
+    char = train(tiny_config(max_steps=8), [corpus], tmp_path / "char", progress=False)
+    words = tiny_config(level="word", max_vocab=12, seq_len=8, max_steps=8)
+    word = train(words, [word_corpus], tmp_path / "word", progress=False)
+    runs = [str(char.best_path.parent), str(word.best_path.parent)]
+    status, printed, _ = run(capsys, "report", *runs, "--png", str(tmp_path / "compare.png"))
+    assert status == 0
+    head, _, char_row, word_row, *notes = printed.splitlines()
+    assert "level" in head and "corpus" in head and "best val" in head
+    assert char_row.split()[:2] == ["char", "char"] and "nats/char" in char_row
+    assert "corpus.txt" in char_row
+    assert word_row.split()[:2] == ["word", "word"] and "nats/word" in word_row
+    assert "words.txt" in word_row
+    assert any("not comparable" in line for line in notes)
 
 
 def test_report_on_a_directory_without_a_run(
