@@ -80,6 +80,7 @@ class RunLog:
     """Writes a run directory's metrics.csv and curve.png as training goes."""
 
     def __init__(self, out_dir: Path, *, resume_step: int | None = None) -> None:
+        self.out_dir = out_dir
         self.metrics_path = out_dir / METRICS_FILE
         self.curve_path = out_dir / CURVE_FILE
         self.rows: list[MetricsRow] = []
@@ -129,11 +130,20 @@ class RunLog:
             self.draw()
         return row
 
+    def title(self) -> str:
+        """The run's directory, as given, and its best validation so far."""
+        if not self.rows:
+            return str(self.out_dir)
+        best = min(self.rows, key=lambda r: r.val_loss)
+        return (
+            f"{self.out_dir}: best validation {best.val_loss:.4f} nats/token at step {best.step:,}"
+        )
+
     def draw(self) -> None:
         """Redraw curve.png now; the next redraw at an evaluation waits until drawing has cost
         at most DRAW_SHARE of the time since (on a busy 2-core machine a draw takes ~1 s)."""
         started = time.perf_counter()
-        draw_curve(self.rows, self.curve_path)
+        draw_curve(self.rows, self.curve_path, title=self.title())
         cost = time.perf_counter() - started
         self.next_draw = started + cost / DRAW_SHARE
 

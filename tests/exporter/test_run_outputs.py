@@ -3,16 +3,19 @@ and int8 exports judged by their validation loss."""
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import numpy as np
 import pytest
 from matplotlib.image import imread
+from PIL import Image
 
 from bot.generation.model import load_model
 from exporter.checkpoint import load_checkpoint
-from exporter.metrics import COLUMNS, read_metrics
+from exporter.metrics import COLUMNS, MetricsRow, read_metrics
 from exporter.onnx_export import read_metadata
+from exporter.plots import curve_figure, draw_curve
 from exporter.train import TrainResult, train
 from tests.exporter.conftest import tiny_config
 from tests.exporter.test_cli import assert_one_sentence, run
@@ -36,6 +39,43 @@ def test_metrics_has_one_row_per_evaluation(trained: TrainResult) -> None:
     assert all(r.tokens_per_s > 0 and r.lr > 0 for r in rows)
     assert [r.elapsed_s for r in rows] == sorted(r.elapsed_s for r in rows)
     assert_png(run_dir / "curve.png")
+
+
+def falling_rows() -> list[MetricsRow]:
+    """A run whose loss falls from 4.2 to 0.13 and then creeps: on a linear axis, everything
+    after the first drop was one line along the bottom."""
+    rows = [MetricsRow(0, 0.0, 0.0, math.nan, 4.17, 0.0)]
+    for i in range(1, 61):
+        val = 0.13 + 3.3 * math.exp(-i / 2.5) + 0.02 * math.sin(i)
+        train = 0.12 + 3.6 * math.exp(-i / 2.2) + 0.03 * math.cos(i * 1.7)
+        rows.append(MetricsRow(i * 200, i * 18.0, 1e-3, train, val, 40000.0))
+    return rows
+
+
+def test_a_curve_reads_after_the_first_drop_and_is_titled(tmp_path: Path) -> None:
+    rows = falling_rows()
+    figure = curve_figure(rows, "runs/discord")
+    for ax in figure.axes:
+        assert ax.get_yscale() == "log"
+        low, high = ax.get_ylim()
+        assert low <= 0.12 and high >= 4.17
+        # Labelled ticks both in the tail (0.1 to 0.3) and above it: the tail has a scale.
+        ticks = [t for t in ax.get_yticks() if low <= t <= high]
+        labels = [label.get_text() for label in ax.get_yticklabels() if label.get_text()]
+        assert len(ticks) >= 4 and len(labels) == len(ticks)
+        assert any(0.1 <= t <= 0.3 for t in ticks) and any(t >= 1 for t in ticks)
+    path = tmp_path / "curve.png"
+    draw_curve(rows, path, title="runs/discord")
+    assert_png(path)
+    with Image.open(path) as image:
+        assert image.text["Title"] == "runs/discord"
+
+
+def test_a_runs_own_curve_names_the_run(trained: TrainResult) -> None:
+    run_dir = trained.best_path.parent
+    with Image.open(run_dir / "curve.png") as image:
+        title = image.text["Title"]
+    assert str(run_dir) in title and "best validation" in title
 
 
 def test_report_prints_the_checkpoint_figures(
