@@ -59,13 +59,14 @@ def write_card(
     curve = curve_path(model_path)
     if rows:
         draw_curve(rows, curve, title=model_path.name)
+    kept_curve = not rows and curve.is_file()  # drawn at export; the run is not here to redraw
     sections = [
         _header(model_path, metadata, training),
         _corpus(training, checkpoint),
         _recipe(training, checkpoint),
         _training(training),
         _check(parity, quality, metadata.quantization),
-        _curve(curve if rows else None, checkpoint_path, rows),
+        _curve(curve if rows or kept_curve else None, checkpoint_path, rows),
         _samples(model_path, samples),
     ]
     path = card_path(model_path)
@@ -125,7 +126,7 @@ def _corpus(training: dict[str, Any], checkpoint: Checkpoint | None) -> str:
         )
     if len(files) > 1:
         lines += ["", f"All files together: sha256 `{training.get('sha256')}`."]
-    summary = corpus.get("summary")
+    summary = corpus.get("summary") or training.get("summary")
     if summary:
         from exporter.data import describe_summary
 
@@ -137,8 +138,20 @@ def _corpus(training: dict[str, Any], checkpoint: Checkpoint | None) -> str:
 
 
 def _recipe(training: dict[str, Any], checkpoint: Checkpoint | None) -> str:
-    lines = ["## Recipe", "", "    " + str(training.get("command") or "(not recorded)")]
-    config = checkpoint["train_config"] if checkpoint else None
+    commands = [c for c in (training.get("command"), training.get("export_command")) if c]
+    lines = ["## Recipe", ""]
+    if "export_command" in training:  # rerunnable commands (exporter.provenance)
+        lines += ["From the repository root, with the corpus files above where it names them:", ""]
+    lines += ["    " + str(c) for c in commands] or ["    (not recorded)"]
+    config = checkpoint["train_config"] if checkpoint else training.get("config")
+    if config and config.get("max_minutes") is not None and "export_command" in training:
+        lines += [
+            "",
+            f"The run was bounded by {config['max_minutes']:g} minutes; the command bounds it "
+            f"by the {int(training.get('steps') or 0):,} steps of these weights instead, so "
+            "that it does the same steps on any machine (its learning rate then follows the "
+            "steps, not the clock).",
+        ]
     if config:
         shown = ", ".join(
             f"{key} {value}"
@@ -203,6 +216,8 @@ def _check(
 def _curve(curve: Path | None, checkpoint_path: Path | None, rows: list[MetricsRow]) -> str:
     if curve is None:
         return "## Loss curve\n\nNo curve: the training run's history is not at hand."
+    if not rows:
+        return f"## Loss curve\n\n![loss curve]({curve.name})\n\nDrawn when the model was exported."
     source = "metrics.csv"
     if checkpoint_path is None or not (checkpoint_path.parent / METRICS_FILE).is_file():
         source = "the checkpoint's history (the time axis spreads its steps at the run's mean pace)"

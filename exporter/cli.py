@@ -31,7 +31,7 @@ from typing import Any
 
 from tqdm import tqdm
 
-from exporter import quantize
+from exporter import provenance, quantize
 from exporter.card import SampleSpec, write_card
 from exporter.checkpoint import (
     Checkpoint,
@@ -61,6 +61,7 @@ from models.tokenizers import Tokenizer
 
 PROG = "python -m exporter"
 DEFAULTS = TrainConfig()
+DEFAULT_TOLERANCE = 1e-4  # largest |Δlogits| between ONNX Runtime and PyTorch
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -144,7 +145,7 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument(
         "--tolerance",
         type=_non_negative,
-        default=1e-4,
+        default=DEFAULT_TOLERANCE,
         help="largest |Δlogits| allowed between ONNX Runtime and PyTorch",
     )
     export.add_argument(
@@ -200,7 +201,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     verify.add_argument("model", type=Path, metavar="MODEL.onnx")
     verify.add_argument("checkpoint", type=Path, metavar="CKPT")
-    verify.add_argument("--tolerance", type=_non_negative, default=1e-4)
+    verify.add_argument("--tolerance", type=_non_negative, default=DEFAULT_TOLERANCE)
     verify.add_argument(
         "--max-loss-increase",
         type=_non_negative,
@@ -364,6 +365,16 @@ def run_export(args: argparse.Namespace, argv: list[str]) -> int:
         raise ExportError(f"cannot write {output}: {output.parent} is a file, not a directory")
     training = training_metadata(checkpoint)
     chat_template = _chat_template(args.chat_template, training.pop("chat_template", None))
+    training.update(
+        provenance.rerun_metadata(
+            checkpoint,
+            args.checkpoint,
+            output,
+            _export_options(args),
+            DEFAULTS.to_dict(),
+            train_flags(),
+        )
+    )
     quality = None
     # Nothing reaches `output` before every check has passed, so a failed export never replaces
     # a good model: an fp32 file is written beside it and renamed over it; an int8 file is made
@@ -428,6 +439,40 @@ def run_chat_template(args: argparse.Namespace, argv: list[str]) -> int:
     set_chat_template(args.model, args.template)
     print(f"{args.model}: chat template {args.template} (was {before or 'none: lines'})")
     return 0
+
+
+def train_flags() -> dict[str, provenance.Flag]:
+    """How each option of `exporter train` is written, by TrainConfig field."""
+    parser = argparse.ArgumentParser(add_help=False)
+    _add_train_options(parser)
+    return {
+        action.dest: provenance.Flag(
+            action.option_strings[0], isinstance(action, argparse.BooleanOptionalAction)
+        )
+        for action in parser._actions
+        if action.option_strings
+    }
+
+
+def _export_options(args: argparse.Namespace) -> list[str]:
+    """The options of this export that a rerun needs to write the same file and card."""
+    spec, words = SampleSpec(), []
+    if args.tolerance != DEFAULT_TOLERANCE:
+        words += ["--tolerance", f"{args.tolerance:g}"]
+    if args.quantize:
+        words += ["--quantize", args.quantize]
+    if args.max_loss_increase is not None:
+        words += ["--max-loss-increase", f"{args.max_loss_increase:g}"]
+    if args.chat_template != "auto":
+        words += ["--chat-template", args.chat_template]
+    for flag, value, default in (
+        ("--prompt", args.prompt, spec.prompt),
+        ("--length", args.length, spec.length),
+        ("--seed", args.seed, spec.seed),
+    ):
+        if value != default:
+            words += [flag, str(value)]
+    return words
 
 
 def run_card(args: argparse.Namespace, argv: list[str]) -> int:

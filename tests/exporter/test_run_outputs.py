@@ -68,13 +68,13 @@ def test_a_curve_reads_after_the_first_drop_and_is_titled(tmp_path: Path) -> Non
     draw_curve(rows, path, title="runs/discord")
     assert_png(path)
     with Image.open(path) as image:
-        assert image.text["Title"] == "runs/discord"
+        assert image.info["Title"] == "runs/discord"
 
 
 def test_a_runs_own_curve_names_the_run(trained: TrainResult) -> None:
     run_dir = trained.best_path.parent
     with Image.open(run_dir / "curve.png") as image:
-        title = image.text["Title"]
+        title = image.info["Title"]
     assert str(run_dir) in title and "best validation" in title
 
 
@@ -142,7 +142,9 @@ def test_export_writes_a_card_with_every_section(
     for heading in ("## Corpus", "## Recipe", "## Training", "## Export check", "## Loss curve"):
         assert heading in card
     assert best["corpus"]["sha256"] in card and "corpus.txt" in card
-    assert best["command"] in card and "dropout 0.0" in card
+    commands = read_metadata(out).training
+    assert f"    {commands['command']}\n    {commands['export_command']}\n" in card
+    assert "dropout 0.0" in card
     assert f"**{best['val_loss']:.4f}**" in card and f"{best['step']:,} steps" in card
     assert "max|Δlogits|" in card and "![loss curve](tiny.curve.png)" in card
     for temperature in ("0.2", "0.8", "1.2"):
