@@ -7,9 +7,10 @@ connected to the test Discord server (`bot.testing`) that runs in this process: 
 members' mentions arrive at once, each answered with a completion of `--length` characters, and
 the time from the first mention to the last reply gives the aggregate characters per second. The
 kinds alternate within each of `--reps` repetitions (a fresh process each time, warmed with one
-mention first), so that the machine's noise falls on all of them alike; the figures are medians
-and the ratios are taken against `workers = 1` here. `auto` is what the bot starts with when the
-config names no count: the cores the process may use, less one for the event loop.
+mention first), so that the machine's noise falls on all of them alike; the rates are medians,
+and each ratio to `workers = 1` is the median of the repetitions' own ratios. `auto` is what the
+bot starts with when the config names no count: the cores the process may use, less one for the
+event loop.
 """
 
 from __future__ import annotations
@@ -118,8 +119,17 @@ async def measure(model: Path, kinds: Sequence[str], args: argparse.Namespace) -
                     runs[kind].append(chars / seconds)
                     print(f"rep {rep + 1} workers {kind:>4}: {chars / seconds:9,.0f} chars/s")
     medians = {kind: statistics.median(rates) for kind, rates in runs.items()}
-    base = medians.get("1")
-    ratios = {kind: rate / base for kind, rate in medians.items()} if base else {}
+    # Each repetition's ratio to workers 1 run beside it, then their median: the load of a
+    # shared machine drifts between repetitions more than within one.
+    base = runs.get("1")
+    ratios = (
+        {
+            k: statistics.median(r / b for r, b in zip(rates, base, strict=True))
+            for k, rates in runs.items()
+        }
+        if base
+        else {}
+    )
     return {"chars_per_second": medians, "runs": runs, "over_workers_1": ratios}
 
 
@@ -143,7 +153,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     print()
     for kind, rate in result["chars_per_second"].items():
         ratio = result["over_workers_1"].get(kind)
-        shown = f"  {ratio:.2f}x workers 1" if ratio is not None else ""
+        shown = f"  {ratio:.2f}x workers 1 (median of the reps' ratios)" if ratio else ""
         print(f"workers {kind:>4}: {rate:9,.0f} chars/s (median){shown}")
     write_json(
         args.json,
