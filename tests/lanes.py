@@ -3,7 +3,7 @@ lands in its lane without a decorator. The markers are described in pyproject.to
 commands that pick lanes are in docs/testing.md.
 
 Where torch is not installed (a bot-only `pip install -e ".[dev]"`), the torch directories are
-reported as skipped instead of failing to import.
+reported as skipped instead of failing to import, and the tests marked `torch` skip.
 """
 
 from __future__ import annotations
@@ -26,9 +26,9 @@ LANE_DIRECTORIES: dict[str, tuple[str, ...]] = {
 LANE_FIXTURES: dict[str, tuple[str, ...]] = {
     "postgres": ("postgres_database",),
     "ray": ("served",),
-    "torch": ("tiny_onnx", "tiny_onnx_gru", "tiny_onnx_word"),
 }
 TORCH_INSTALLED = importlib.util.find_spec("torch") is not None
+NEEDS_TORCH = 'needs torch: pip install -c constraints.txt -e ".[train]"'
 
 
 def lanes_of(path: Path, fixtures: list[str]) -> set[str]:
@@ -47,11 +47,17 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(lane)
 
 
-class NeedsTorch(pytest.Directory):
-    """A torch directory where torch is missing: one skip with the reason, nothing imported."""
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    if not TORCH_INSTALLED and item.get_closest_marker("torch") is not None:
+        pytest.skip(NEEDS_TORCH)
+
+
+class NeedsTorch(pytest.File):
+    """A torch directory where torch is missing: one skip with the reason, nothing imported (a
+    File, not a Directory, so that pytest does not import the directory's conftest first)."""
 
     def collect(self) -> list[pytest.Item | pytest.Collector]:
-        raise pytest.skip.Exception('needs torch: pip install -c constraints.txt -e ".[train]"')
+        raise pytest.skip.Exception(NEEDS_TORCH)
 
 
 def pytest_collect_directory(path: Path, parent: pytest.Collector) -> pytest.Collector | None:

@@ -48,7 +48,9 @@ def command_lines() -> Iterator[Any]:
             key = (match.group(1), match.group(2).strip())
             if key not in seen:
                 seen.add(key)
-                yield pytest.param(*key, id=_where(path, text, match.start()))
+                # The exporter's CLI imports the train extra (torch): that lane only.
+                marks = [pytest.mark.torch] if key[0] == "exporter" else []
+                yield pytest.param(*key, id=_where(path, text, match.start()), marks=marks)
 
 
 def relative_links() -> Iterator[Any]:

@@ -10,7 +10,7 @@ import torch
 
 from exporter.config import TrainConfig
 from exporter.train import TrainResult, train
-from tests.tinymodel import CORPUS
+from tests.tinymodels.train import CORPUS
 
 
 def tiny_config(**changes: object) -> TrainConfig:

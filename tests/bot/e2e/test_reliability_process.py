@@ -24,15 +24,15 @@ from bot.generation.model import LoadedModel
 from bot.testing import FakeDiscord, running_bot
 from tests.bot.e2e.conftest import write_config
 from tests.bot.e2e.reliability import REPO, bot_process
-from tests.tinymodel import export_tiny
+from tests.tinymodels import TINY_LSTM, widened
 
 LENGTH = 1500
 
 
 @pytest.fixture(scope="module")
 def slow_onnx(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A 2 x 256 LSTM (barely trained): slow enough that 1,500 characters take a while."""
-    return export_tiny(tmp_path_factory.mktemp("models") / "wide.onnx", hidden=256, steps=2)
+    """A 2 x 256 LSTM (random weights): slow enough that 1,500 characters take a while."""
+    return widened(TINY_LSTM, tmp_path_factory.mktemp("models") / "wide.onnx", hidden=256)
 
 
 def long_config(tmp_path: Path, server: FakeDiscord, model: Path) -> Path:

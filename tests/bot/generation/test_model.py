@@ -26,7 +26,7 @@ def test_tiny_model_loads_with_its_metadata(tiny_onnx: Path) -> None:
     }  # fmt: skip
     assert info.description == "char-level LSTM, 2 × 32 units"
     assert info.vocab_size == loaded.tokenizer.vocab_size == len(loaded.pieces)
-    assert info.parameters > 0 and info.training["command"] == "tests.tinymodel.export_tiny"
+    assert info.parameters > 0 and info.training["command"] == "python -m tests.tinymodels.make"
     assert info.provider == CPU
     assert loaded.state_layers == 4
     assert loaded.pieces[loaded.start_id] == "\n"

@@ -29,8 +29,7 @@ import pytest
 import ray
 
 from bot.serving.cli import OBJECT_STORE_BYTES
-from exporter.onnx_export import set_chat_template
-from tests.tinymodel import export_tiny
+from tests.tinymodels import TINY_LSTM, TINY_PLAY, widened
 
 ROWS = 4  # each engine's batch
 QUEUED = 4  # each engine's queue
@@ -98,10 +97,9 @@ def wait_until_serving(process: subprocess.Popen[bytes], base: str, log: Path) -
 @pytest.fixture(scope="session")
 def served(tiny_onnx: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
     tmp = tmp_path_factory.mktemp("served")
-    wide = export_tiny(tmp / "wide.onnx", hidden=1024, steps=1)
+    wide = widened(TINY_LSTM, tmp / "wide.onnx", hidden=1024)
     play = tmp / "play.onnx"
-    play.write_bytes(tiny_onnx.read_bytes())
-    set_chat_template(play, "play")
+    play.write_bytes(TINY_PLAY.read_bytes())
     port, metrics_port = free_port(), free_port()
     # Ray's metrics agent reports every 10 s by default; the metrics test would wait for it.
     os.environ["RAY_metrics_report_interval_ms"] = "500"  # noqa: SIM112 (Ray spells it so)

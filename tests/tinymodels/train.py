@@ -1,4 +1,5 @@
-"""Train tiny models in seconds for tests that need a real, exported contract model."""
+"""Train tiny models in seconds with the exporter (needs torch): `make.py` commits them as files,
+and the exporter's tests train on CORPUS."""
 
 from __future__ import annotations
 
@@ -21,7 +22,12 @@ CORPUS = (
 
 
 def train_tiny(
-    cell: str = "lstm", level: str = "char", hidden: int = 32, steps: int = 60, seed: int = 0
+    cell: str = "lstm",
+    level: str = "char",
+    hidden: int = 32,
+    embedding: int = 16,
+    steps: int = 60,
+    seed: int = 0,
 ) -> tuple[CharRNN, Tokenizer]:
     """A small model fitted to CORPUS for `steps` Adam steps: enough to produce non-random text."""
     # One thread: on 2 busy cores, torch's default threading makes tiny models far slower.
@@ -29,7 +35,9 @@ def train_tiny(
     torch.manual_seed(seed)
     tokenizer = fit_tokenizer(CORPUS, level)
     data = torch.tensor(tokenizer.encode(CORPUS).ids)
-    model = CharRNN(CharRNNConfig(tokenizer.vocab_size, cell=cell, layers=2, hidden=hidden))
+    model = CharRNN(
+        CharRNNConfig(tokenizer.vocab_size, cell=cell, layers=2, hidden=hidden, embedding=embedding)
+    )
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
     seq = 32
     for _ in range(steps):
@@ -47,9 +55,9 @@ def train_tiny(
 def export_tiny(path: Path, cell: str = "lstm", level: str = "char", **kwargs: int) -> Path:
     model, tokenizer = train_tiny(cell, level, **kwargs)
     training = {
-        "corpus": "tests/tinymodel.py",
+        "corpus": "tests/tinymodels/train.py",
         "sha256": hashlib.sha256(CORPUS.encode()).hexdigest(),
         "characters": len(CORPUS),
-        "command": "tests.tinymodel.export_tiny",
+        "command": "python -m tests.tinymodels.make",
     }
     return export_onnx(model, tokenizer, training, path)
