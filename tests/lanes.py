@@ -18,14 +18,13 @@ TESTS = Path(__file__).resolve().parent
 # Every test under these directories (relative to tests/) is in the lane.
 LANE_DIRECTORIES: dict[str, tuple[str, ...]] = {
     "e2e": ("bot/e2e",),
-    "ray": ("serving", "bot/serving"),
     "torch": ("exporter",),
 }
 # A test that uses one of these fixtures, directly or through another fixture, is in the lane.
 # (`fake_discord` puts its tests in `e2e` itself: bot/testing/fixtures.py.)
 LANE_FIXTURES: dict[str, tuple[str, ...]] = {
     "postgres": ("postgres_database",),
-    "ray": ("served",),
+    "ray": ("served",),  # the model server, `python -m bot serve` on a local Ray cluster
 }
 TORCH_INSTALLED = importlib.util.find_spec("torch") is not None
 NEEDS_TORCH = 'needs torch: pip install -c constraints.txt -e ".[train]"'
