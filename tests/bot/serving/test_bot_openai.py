@@ -102,5 +102,7 @@ async def test_the_console_chat_answers_from_the_model_server(
         expected = await backend.complete("To be", GenerationParams(max_length=20, temperature=0))
     finally:
         await backend.close()
-    assert answer.startswith("To be" + expected.text.split()[0]), (answer, expected.text)
+    # The prompt, then the text (compared word by word: where the text starts with a space or a
+    # letter depends on the model).
+    assert answer.split()[:3] == ("To be" + expected.text).split()[:3], (answer, expected.text)
     assert f"1 replica(s), model 'tiny' at {served.v1}" in "\n".join(shown)
