@@ -10,7 +10,7 @@ import pytest
 from exporter.onnx_export import read_metadata
 from exporter.provenance import portable_path
 from tests.exporter.test_cli import run
-from tests.tinymodel import CORPUS
+from tests.tinymodels.train import CORPUS
 
 # A tiny recipe, as typed; --threads says how fast to run, not what to learn.
 RECIPE = [
