@@ -19,10 +19,7 @@ from charbot_markov.chain import MarkovChain
 
 from bot.api import GenerationBackend, GenerationParams, InvalidParamsError, ModelLoadError
 from bot.testing import FakeDiscord, running_bot
-from bot.testing.fixtures import fake_discord
 from models import BUNDLED_MODEL
-
-__all__ = ["fake_discord"]  # the test Discord server, a fixture
 
 CORPUS = "the cat sat on the mat. the dog sat on the log. the cat saw the dog.\n" * 5
 
