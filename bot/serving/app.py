@@ -18,6 +18,7 @@ import logging
 from collections.abc import Sequence
 from typing import Any
 
+import ray
 from fastapi import FastAPI
 from ray import serve
 
@@ -68,6 +69,10 @@ class ServePlacement:
     def replica(self) -> str:
         # The replica's Ray actor name: what `ray.get_actor(name, namespace="serve")` finds.
         return str(serve.get_replica_context().replica_id.to_full_id_str())
+
+    def node(self) -> str:
+        """The Ray node the replica runs on (its id, as `ray.nodes()` lists it)."""
+        return str(ray.get_runtime_context().get_node_id())
 
 
 @serve.ingress()

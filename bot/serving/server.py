@@ -151,11 +151,13 @@ def stats_json(stats: BackendStats) -> dict[str, Any]:
 
 
 class Placement(Protocol):
-    """Where this app runs: how many replicas serve it, and which one this is."""
+    """Where this app runs: how many replicas serve it, which one this is, and on which node."""
 
     async def replicas(self) -> int: ...
 
     def replica(self) -> str: ...
+
+    def node(self) -> str: ...
 
 
 class OneProcess:
@@ -165,6 +167,9 @@ class OneProcess:
         return 1
 
     def replica(self) -> str:
+        return "local"
+
+    def node(self) -> str:
         return "local"
 
 
@@ -225,6 +230,7 @@ def build_app(
         served = server.get(model_id.rstrip("/"))
         described = _model_json(served, await where.replicas())
         described[protocol.EXTRA]["replica"] = where.replica()
+        described[protocol.EXTRA]["node"] = where.node()
         described[protocol.EXTRA]["stats"] = stats_json(served.engine.stats())
         return _json(described)
 

@@ -1,0 +1,60 @@
+"""Several machines, shown on one: a Ray cluster of two nodes serves a model with 2 replicas, one
+on each; a node goes, and completions through the HTTP proxy are answered again once Serve has
+replaced the replica it took. The cluster runs in a process of its own (`twonodes.py`): this test
+process is a driver of the session's cluster already. About a minute on 2 busy cores."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.bot.serving.conftest import REPO, free_port
+from tests.tinymodels import TINY_LSTM, widened
+
+# It starts a Ray cluster of its own (in a process of its own), not through the `served` fixture.
+pytestmark = pytest.mark.ray
+
+
+def test_two_nodes_two_replicas_and_one_node_lost(tiny_onnx: Path, tmp_path: Path) -> None:
+    wide = widened(TINY_LSTM, tmp_path / "wide.onnx", hidden=1024)
+    log = tmp_path / "twonodes.log"
+    command = ["-m", "tests.bot.serving.twonodes", str(tiny_onnx), str(wide), str(free_port())]
+    with log.open("wb") as err:
+        run = subprocess.run(
+            [sys.executable, *command],
+            stdout=subprocess.PIPE,
+            stderr=err,
+            cwd=REPO,
+            env={**os.environ, "PYTHONPATH": str(REPO)},
+            timeout=540,
+        )
+    assert run.returncode == 0, log.read_text()[-3000:]
+    result = json.loads(run.stdout.decode().strip().splitlines()[-1])
+    nodes, removed = result["cluster_nodes"], result["removed"]
+    assert len(nodes) == 2 and removed in nodes
+    assert result["nodes_after"] == [n for n in nodes if n != removed]
+    # The 2 replicas ran on both nodes.
+    assert sorted(result["before"].values()) == nodes
+    # In flight when the node went: finished (on the node that stayed), or one clear sentence.
+    for outcome in result["in_flight"]:
+        assert outcome == "finished" or (
+            outcome.startswith("failed: The connection to the model server at")
+            and outcome.endswith("try again.")
+        ), outcome
+    assert any(o != "finished" for o in result["in_flight"])  # some ran on the node that went
+    # Answered again; the lost replica replaced by a new one on the node that stays.
+    assert result["answered_after_seconds"] is not None
+    after = result["after"]
+    assert len(after) == 2 and set(after.values()) == {n for n in nodes if n != removed}
+    assert set(after) != set(result["before"])
+    assert result["running_replicas"] == 2
+    print(
+        f"\ntwo nodes: answered again {result['answered_after_seconds']:.1f} s and replaced "
+        f"{result['replaced_after_seconds']:.1f} s after the node went; {result['seconds']:.0f} s "
+        "in all"
+    )
