@@ -33,7 +33,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.common import write_json
 from bot.settings import SettingsRegistry
-from bot.stores import SettingsStore, mask_url, open_store
+from bot.stores import Store, mask_url, open_store
 from tests.postgres import DEFAULT_URL, URL_ENV, with_database
 
 DEFAULT_JSON = Path(__file__).resolve().parent / "results" / "store.json"
@@ -71,7 +71,7 @@ async def measure(op: Callable[[int], Awaitable[Any]], ops: int, clients: int) -
     }
 
 
-async def bench_store(store: SettingsStore, ops: int, clients: int) -> dict[str, Any]:
+async def bench_store(store: Store, ops: int, clients: int) -> dict[str, Any]:
     async def set_(i: int) -> None:
         await store.set(1000 + i % CHANNELS, KEY, (i % 200) / 100)
 
@@ -110,7 +110,7 @@ async def run(
     rows: list[dict[str, Any]] = []
     database = f"charbot_bench_{secrets.token_hex(3)}"
     await admin(postgres, f'CREATE DATABASE "{database}"')
-    stores: dict[str, SettingsStore] = {}
+    stores: dict[str, Store] = {}
     try:
         with tempfile.TemporaryDirectory() as tmp:
             urls = {

@@ -71,7 +71,7 @@ from bot.settings import (
     Validator,
     resolve,
 )
-from bot.stores import SettingsStore
+from bot.stores import Scope, SettingsStore, Store  # SettingsStore: Store's former name
 
 __all__ = [
     "ELLIPSIS",
@@ -115,11 +115,13 @@ __all__ = [
     "Option",
     "ReportsAvailability",
     "RequestTimeoutError",
+    "Scope",
     "Services",
     "SettingSpec",
     "SettingsError",
     "SettingsRegistry",
     "SettingsStore",
+    "Store",
     "StreamChunk",
     "Subcommand",
     "Subcommands",

@@ -1,6 +1,7 @@
 """`python -m bot [run|chat|serve|store copy|...]`: the Discord bot when DISCORD_TOKEN is set,
-else the console chat; `serve` runs the model server (see `bot.serving.cli`); `store copy` moves
-the settings between stores; plugins add more (`bot.core.subcommands`)."""
+else the console chat; `serve` runs the model server (see `bot.serving.cli`); `store copy` copies
+everything a store keeps into another (`bot.stores.copy`); plugins add more
+(`bot.core.subcommands`)."""
 
 from __future__ import annotations
 
@@ -27,7 +28,7 @@ from bot.errors import CharbotError
 from bot.ops.logs import LogFormat, configure_logging
 from bot.runtime import build_bot, build_services
 from bot.serving import cli as serving_cli
-from bot.stores.copy import copy_settings
+from bot.stores.copy import copy_store
 
 log = logging.getLogger(__name__)
 
@@ -137,10 +138,12 @@ def parse_args(
         help="serve /metrics, /healthz and /readyz on this port (0: off, the default)",
     )
     sub.add_parser("chat", parents=[common], help="chat with the model in this terminal")
-    store = sub.add_parser("store", help="manage the settings store")
+    store = sub.add_parser("store", help="manage the store (settings, state, records)")
     store_sub = store.add_subparsers(dest="store_command", required=True)
     copy = store_sub.add_parser(
-        "copy", help="copy every channel's settings from one store to another (idempotent)"
+        "copy",
+        help="copy everything a store keeps into another (idempotent); a relative SQLite "
+        "path is in CHARBOT_DATA_DIR",
     )
     copy.add_argument("--from", dest="source", required=True, metavar="URL", help="read here")
     copy.add_argument("--to", dest="target", required=True, metavar="URL", help="write here")
@@ -239,7 +242,7 @@ async def run_plugin_subcommand(
 
 
 async def run_store_copy(args: argparse.Namespace) -> int:
-    print(await copy_settings(args.source, args.target))
+    print(await copy_store(args.source, args.target))
     return 0
 
 

@@ -63,7 +63,9 @@ from bot.generation.params import (
     Provider,
 )
 from bot.ops.logs import LogFormat
-from bot.stores.urls import mask_url
+from bot.settings import SettingsStoreError
+from bot.stores import resolve_url
+from bot.stores.urls import DATA_DIR_ENV, mask_url, sqlite_url
 from models import BUNDLED_MODEL
 
 log = logging.getLogger(__name__)
@@ -83,7 +85,6 @@ IDENTIFY_SPACING_SECONDS = 5.0
 #: The most shards a bot may have: a session holds at most 2,500 guilds, so this many hold 250
 #: million, more guilds than Discord has; a typo beyond it would start shards for hours.
 MAX_SHARD_COUNT = 100_000
-DATA_DIR_ENV = "CHARBOT_DATA_DIR"
 ENV_PREFIX = "CHARBOT_"
 #: CHARBOT_* variables that are not config keys; any other names a section, and a section that
 #: does not exist is an error (a misspelling must not be ignored). CHARBOT_TEST_* belong to the
@@ -142,14 +143,6 @@ def _url(*schemes: str) -> dict[str, Check]:
         return f"must be a URL starting with {' or '.join(s + '://' for s in schemes)}, not {v!r}"
 
     return {"check": check}
-
-
-def _store_url(v: Any) -> str | None:
-    # The driver is chosen (and an unknown scheme refused) by `bot.stores.open_store`.
-    if v is None or re.match(r"^[A-Za-z][A-Za-z0-9+.-]*://", v):
-        return None
-    # Not echoed: a store URL may hold a password.
-    return "must be a URL such as sqlite:///charbot.sqlite3 or postgresql://user@host/db"
 
 
 _MODULE = re.compile(r"^[A-Za-z_]\w*(\.[A-Za-z_]\w*)*$")
@@ -266,16 +259,13 @@ class PluginsSection:
     entry_points: bool = True
 
 
-SQLITE_SCHEME = "sqlite:///"
-
-
 @dataclass(frozen=True)
 class StoreSection:
     """Where per-channel settings live. `url` picks the driver by its scheme (`bot.stores`);
     `path` is the shorthand for a SQLite file. Once loaded, `url` is always set, and `path` is the
     SQLite file's absolute path (relative ones go in the data dir), or None for another driver."""
 
-    url: str | None = field(default=None, metadata={"check": _store_url})
+    url: str | None = None  # read (and refused, in one sentence) by `bot.stores.resolve_url`
     path: str | None = "charbot.sqlite3"
 
 
@@ -562,16 +552,20 @@ class _Builder:
                     f"{path.where}: store.path and store.url ({url.where}) both name the store; "
                     "set one of them."
                 )
-            if not url.value.startswith(SQLITE_SCHEME):
-                return StoreSection(url=url.value, path=None)
-            file = url.value[len(SQLITE_SCHEME) :]
+            text, name, where = url.value, "store.url", url.where
         else:
             file = StoreSection.path if path is None else path.value
-        if not file:
-            where = next((s.where for s in (url, path) if s is not None), "config")
-            raise ConfigError(f"{where}: the settings store's path is empty.")
-        resolved = _in_data_dir(file, env)
-        return StoreSection(url=SQLITE_SCHEME + resolved, path=resolved)
+            if not file:
+                where = next((s.where for s in (url, path) if s is not None), "config")
+                raise ConfigError(f"{where}: the settings store's path is empty.")
+            text, name = sqlite_url(file), "store.path"
+            where = "default" if path is None else path.where
+        try:
+            resolved = resolve_url(text, env, name=name)
+        except SettingsStoreError as exc:
+            raise ConfigError(f"{where}: {exc}") from exc
+        sqlite_file = None if resolved.path is None else str(resolved.path)
+        return StoreSection(url=resolved.url, path=sqlite_file)
 
     def _cross_check(self, config: Config) -> None:
         self._check_shards(config.discord)
@@ -609,14 +603,6 @@ def _unknown(where: str, name: str, key: str, known: list[str]) -> ConfigError:
     close = difflib.get_close_matches(key, known, n=1)
     hint = f"did you mean {close[0]!r}?" if close else f"known: {', '.join(known)}"
     return ConfigError(f"{where}: unknown key {name} ({hint}).")
-
-
-def _in_data_dir(path: str, env: Mapping[str, str]) -> str:
-    p = Path(path).expanduser()
-    if p.is_absolute():
-        return str(p)
-    data_dir = Path(env.get(DATA_DIR_ENV) or ".").expanduser()
-    return str((data_dir / p).absolute())
 
 
 def _read_file(builder: _Builder, path: Path) -> None:

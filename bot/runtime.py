@@ -24,7 +24,7 @@ from bot.generation.registry import ModelRegistry
 from bot.ops.metrics import Metrics
 from bot.serving.openai_backend import OPENAI_KIND, OpenAIBackend
 from bot.settings import SettingsRegistry
-from bot.stores import SettingsStore, open_store
+from bot.stores import Store, open_store
 
 log = logging.getLogger(__name__)
 
@@ -95,7 +95,7 @@ def model_path(spec: ModelSpec) -> Path:
     return Path(spec.path)
 
 
-def assemble(config: Config, store: SettingsStore, registry: SettingsRegistry) -> Services:
+def assemble(config: Config, store: Store, registry: SettingsRegistry) -> Services:
     """Services around an open store, with the ONNX backend kind registered; nothing started."""
     models = ModelRegistry()
     metrics = Metrics(models, store, config.models.models)

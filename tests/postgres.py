@@ -23,7 +23,6 @@ from bot.stores.urls import mask_url
 URL_ENV = "CHARBOT_TEST_POSTGRES_URL"
 REQUIRE_ENV = "CHARBOT_REQUIRE_POSTGRES"
 DEFAULT_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
-TABLES = ("charbot_channel_settings", "charbot_meta", "charbot_records", "charbot_schema")
 #: A password for URLs in the tests (trust authentication ignores it): it must never show.
 SECRET = "pw-never-shown-7f3a"
 
@@ -67,7 +66,12 @@ async def postgres_url(postgres_database: str) -> AsyncIterator[str]:
     """The session's database, emptied of charbot's tables: each test starts from nothing."""
     conn = await asyncpg.connect(postgres_database, timeout=5)
     try:
-        await conn.execute(f"DROP TABLE IF EXISTS {', '.join(TABLES)}")
+        tables = await conn.fetch(
+            "SELECT tablename FROM pg_tables WHERE schemaname = current_schema()"
+            r" AND tablename LIKE 'charbot\_%'"
+        )
+        if tables:
+            await conn.execute(f"DROP TABLE {', '.join(t['tablename'] for t in tables)}")
     finally:
         await conn.close()
     yield postgres_database

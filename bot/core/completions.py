@@ -29,7 +29,7 @@ from bot.generation.registry import ModelRegistry
 from bot.ops.logs import current_request_id, log_context, new_request_id
 from bot.ops.metrics import Metrics, outcome_of
 from bot.settings import MODEL, UnknownSettingError
-from bot.stores.base import SettingsStore
+from bot.stores.base import Store
 
 log = logging.getLogger(__name__)
 
@@ -71,7 +71,7 @@ class CompletionService:
 
     def __init__(
         self,
-        settings: SettingsStore,
+        settings: Store,
         models: ModelRegistry,
         defaults: GenerationSection,
         default_model: str,

@@ -24,7 +24,7 @@ from dataclasses import asdict, dataclass, fields, replace
 from typing import Any
 
 from bot.generation.params import GenerationParams
-from bot.stores.base import SettingsStore
+from bot.stores.base import Store
 
 log = logging.getLogger(__name__)
 
@@ -100,7 +100,7 @@ class CompletionRecords:
 
     def __init__(
         self,
-        store: SettingsStore,
+        store: Store,
         lifetime_days: float,
         clock: Callable[[], float] = time.time,
     ) -> None:

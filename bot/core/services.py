@@ -21,7 +21,7 @@ from bot.errors import CharbotError, PluginError
 from bot.generation.registry import ModelRegistry
 from bot.ops.metrics import Metrics
 from bot.settings import SettingsRegistry
-from bot.stores import SettingsStore
+from bot.stores import Store
 
 log = logging.getLogger(__name__)
 
@@ -33,7 +33,7 @@ REGISTER_HOOK = "register"
 @dataclass
 class Services:
     config: Config
-    settings: SettingsStore
+    settings: Store
     settings_registry: SettingsRegistry
     models: ModelRegistry
     completions: CompletionService

@@ -31,7 +31,7 @@ from bot.errors import PluginError
 from bot.generation.registry import ModelRegistry
 from bot.ops.server import OpsServer, serve_ops
 from bot.settings import SettingsRegistry
-from bot.stores import SettingsStore
+from bot.stores import Store
 
 log = logging.getLogger(__name__)
 
@@ -93,7 +93,7 @@ class CharBot(commands.AutoShardedBot):
         return self.services.config
 
     @property
-    def settings(self) -> SettingsStore:
+    def settings(self) -> Store:
         return self.services.settings
 
     @property

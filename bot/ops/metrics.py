@@ -22,7 +22,7 @@ from prometheus_client.registry import Collector
 
 from bot.errors import EngineBusyError, InvalidParamsError, RequestTimeoutError
 from bot.generation.registry import ModelRegistry
-from bot.stores.base import SettingsStore
+from bot.stores.base import Store
 
 __all__ = ["CONTENT_TYPE_LATEST", "OUTCOMES", "Metrics", "Outcome", "ShardState"]
 
@@ -52,7 +52,7 @@ class Metrics:
     def __init__(
         self,
         models: ModelRegistry | None = None,
-        store: SettingsStore | None = None,
+        store: Store | None = None,
         configured_models: Iterable[str] = (),
     ) -> None:
         self.registry = CollectorRegistry()
@@ -192,7 +192,7 @@ class _BackendCollector(Collector):
 
 
 class _StoreCollector(Collector):
-    def __init__(self, store: SettingsStore) -> None:
+    def __init__(self, store: Store) -> None:
         self.store = store
 
     def collect(self) -> Iterator[CounterMetricFamily]:

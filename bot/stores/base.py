@@ -1,34 +1,42 @@
-"""The settings store seam: the interface every driver implements, and the shared base.
+"""The store seam: `Store`, the abstract base every driver subclasses, and `MemoryStore`.
 
-A driver keeps raw JSON text per (channel, key); `StoreBase` does the validation through the
-registry and the JSON round trip, so every driver reads back the same values. A second driver is
-one new module with a `StoreBase` subclass and an opener registered in `bot.stores.DRIVERS`.
-`MemorySettingsStore` serves plugin tests.
+A store keeps five things, in every driver alike:
 
-Besides the settings, a store keeps a little bot-wide state (`get_meta`/`set_meta`: the hash of
-the commands last synced), hands out its raw rows for `python -m bot store copy` (`rows`,
-`put_rows`), and offers named locks (`exclusive`). A store that other processes cannot see
-(SQLite, memory) gives locks that cover this process only; PostgreSQL's cover every process on
-the database.
+- **settings**: per channel, the keys plugins register (`bot.settings.SettingsRegistry`), each
+  value validated on the way in and out and kept as JSON text (`get`, `get_all`, `set`, `reset`);
+- **scoped state**: a plugin's own JSON values by (scope, scope id, key), where the scope is a
+  guild, a channel or a user (`Scope`; a user's state holds across every guild):
+  `get_state`, `set_state`, `delete_state`, `update_state` (an atomic read-modify-write, so a
+  guild's set of allowed channels can gain one while another process removes one) and
+  `state_holders` (every id holding a key, e.g. every user who opted out);
+- **records**: JSON documents by (kind, id) with an expiry and a version (`put_record`,
+  `get_record`, `swap_record`: a compare-and-set on the version, so two bot processes pressing
+  on one record cannot both win; `delete_record`, `purge_expired`);
+- **meta**: a little bot-wide text (`get_meta`/`set_meta`: the hash of the commands last synced);
+- **locks** (`exclusive`): a store that other processes cannot see (SQLite, memory) gives locks
+  that cover this process only; PostgreSQL's cover every process on the database.
 
+`dump` and `load` hand all of it over raw (`StoreContents`), for `python -m bot store copy`.
 A store counts its failures (`errors`, for the metrics) and answers `ping()` cheaply (for the
-readiness probe): a driver implements `ping` with the lightest round trip it has.
+readiness probe).
 
-It also keeps *records*: JSON documents that plugins need across restarts (what a message's
-buttons continue, say), by (kind, id), each with an expiry and a version. The version makes a
-compare-and-set (`swap_record`), so two bot processes pressing on one record cannot both win.
+`Store` does the checking, the validation and the JSON round trip; a driver implements the
+abstract hooks (raw text in, raw text out), and Python refuses to construct one that misses a
+hook (`TypeError`). A new driver is one module with a `Store` subclass, one opener in
+`bot.stores.DRIVERS` and one line in the conformance suite's table (`tests/bot/stores`).
 """
 
 from __future__ import annotations
 
+import abc
 import asyncio
 import contextlib
+import enum
 import json
 import logging
-from collections.abc import AsyncIterator, Iterable, Iterator
-from contextlib import AbstractAsyncContextManager
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 
 from bot.settings import (
     InvalidSettingError,
@@ -39,11 +47,30 @@ from bot.settings import (
 
 log = logging.getLogger(__name__)
 
+#: The longest record kind, record id and state key a store accepts (a record id may travel in
+#: a Discord custom id).
+MAX_KEY_LENGTH = 64
+
+#: How many times `update_state` reads again after another writer changed the value under it.
+UPDATE_TRIES = 20
+
+
+class Scope(enum.StrEnum):
+    """Whose state a value is. A user's state is the same in every guild."""
+
+    GUILD = "guild"
+    CHANNEL = "channel"
+    USER = "user"
+
+
 #: One stored setting as the driver keeps it: (channel id, key, JSON text).
 StoredRow = tuple[int, str, str]
-
-#: The longest record kind and id a store accepts (an id may travel in a Discord custom id).
-MAX_RECORD_KEY = 64
+#: One value of scoped state: (scope, scope id, key, JSON text).
+StateRow = tuple[str, int, str, str]
+#: One record: (kind, id, JSON text, version, expires_at in unix seconds).
+RecordRow = tuple[str, str, str, int, float]
+#: One piece of bot-wide state: (key, text).
+MetaRow = tuple[str, str]
 
 
 @dataclass(frozen=True)
@@ -55,83 +82,20 @@ class StoredRecord:
     expires_at: float  # unix seconds
 
 
-class SettingsStore(Protocol):
-    """Per-channel settings, validated through a registry. Every method may raise SettingsError."""
+@dataclass(frozen=True)
+class StoreContents:
+    """Everything a store keeps, raw and sorted, as `store copy` moves it between drivers."""
 
-    @property
-    def registry(self) -> SettingsRegistry: ...
-
-    async def get(self, channel_id: int, key: str) -> Any:
-        """The channel's value for `key`, or the key's registered default."""
-        ...
-
-    async def get_all(self, channel_id: int) -> dict[str, Any]:
-        """Every registered key's value for the channel (defaults included)."""
-        ...
-
-    async def set(self, channel_id: int, key: str, value: Any) -> Any:
-        """Validate, then store; returns the normalized value as it will read back."""
-        ...
-
-    async def reset(self, channel_id: int, key: str) -> None:
-        """Back to the default (no-op when the channel never set it)."""
-        ...
-
-    async def ping(self) -> None:
-        """Return when the store is reachable now; raise SettingsStoreError when it is not."""
-        ...
-
-    @property
-    def errors(self) -> int:
-        """How many operations failed with SettingsStoreError since the store was opened."""
-        ...
-
-    async def rows(self) -> list[StoredRow]:
-        """Every stored setting, raw, ordered by channel then key (for copying a store)."""
-        ...
-
-    async def put_rows(self, rows: Iterable[StoredRow]) -> None:
-        """Store raw rows as they are, in one transaction, replacing equal (channel, key)s."""
-        ...
-
-    async def get_meta(self, key: str) -> str | None:
-        """Bot-wide state (not per channel), e.g. the hash of the commands last synced."""
-        ...
-
-    async def set_meta(self, key: str, value: str) -> None: ...
-
-    def exclusive(self, name: str) -> AbstractAsyncContextManager[None]:
-        """A lock named `name`, shared with every process that sees this store."""
-        ...
-
-    async def put_record(self, kind: str, record_id: str, data: str, expires_at: float) -> None:
-        """Create (or replace) a record: JSON text `data`, version 0, kept until `expires_at`."""
-        ...
-
-    async def get_record(self, kind: str, record_id: str, *, now: float) -> StoredRecord | None:
-        """The record, or None when there is none or it expired by `now` (unix seconds)."""
-        ...
-
-    async def swap_record(
-        self, kind: str, record_id: str, data: str, *, version: int, expires_at: float
-    ) -> bool:
-        """Compare-and-set, atomically: when the stored version is `version`, write `data` and
-        `expires_at` and bump the version; False (and no write) when it was changed or deleted."""
-        ...
-
-    async def delete_record(self, kind: str, record_id: str) -> None:
-        """Remove a record (no-op when there is none)."""
-        ...
-
-    async def purge_expired(self, now: float) -> int:
-        """Remove every record expired by `now`; returns how many."""
-        ...
-
-    async def close(self) -> None: ...
+    settings: tuple[StoredRow, ...] = ()
+    state: tuple[StateRow, ...] = ()
+    records: tuple[RecordRow, ...] = ()
+    meta: tuple[MetaRow, ...] = ()
 
 
-class StoreBase:
-    """The validation and JSON handling shared by the stores; subclasses keep raw JSON text."""
+class Store(abc.ABC):
+    """Settings, scoped state, records, meta and locks. Every method may raise SettingsError;
+    a caller's malformed argument (a channel id that is not an int, a key too long, data that
+    is not JSON) is a TypeError or ValueError."""
 
     def __init__(self, registry: SettingsRegistry) -> None:
         self._registry = registry
@@ -142,15 +106,17 @@ class StoreBase:
     def registry(self) -> SettingsRegistry:
         return self._registry
 
-    @contextlib.asynccontextmanager
-    async def exclusive(self, name: str) -> AsyncIterator[None]:
-        """This process's lock named `name`: stores that other processes share override it."""
-        async with self._locks.setdefault(name, asyncio.Lock()):
-            yield
-
     @property
     def errors(self) -> int:
+        """How many operations failed with SettingsStoreError since the store was opened."""
         return self._errors
+
+    @contextlib.asynccontextmanager
+    async def exclusive(self, name: str) -> AsyncIterator[None]:
+        """A lock named `name`, shared with every process that sees this store. This one covers
+        this process only: drivers that other processes share override it."""
+        async with self._locks.setdefault(name, asyncio.Lock()):
+            yield
 
     @contextlib.contextmanager
     def _counting(self) -> Iterator[None]:
@@ -161,37 +127,83 @@ class StoreBase:
             self._errors += 1
             raise
 
+    # -- the hooks a driver implements: raw text in, raw text out ---------------------------------
+
+    @abc.abstractmethod
     async def ping(self) -> None:
-        raise NotImplementedError(f"{type(self).__name__} does not implement ping()")
+        """Return when the store is reachable now (its lightest round trip); raise
+        SettingsStoreError when it is not."""
 
-    async def _read(self, channel_id: int, key: str) -> str | None:
-        raise NotImplementedError
+    @abc.abstractmethod
+    async def close(self) -> None:
+        """Release the store's resources; closing twice is a no-op."""
 
-    async def _read_all(self, channel_id: int) -> dict[str, str]:
-        raise NotImplementedError
+    @abc.abstractmethod
+    async def _read(self, channel_id: int, key: str) -> str | None: ...
 
-    async def _write(self, channel_id: int, key: str, text: str) -> None:
-        raise NotImplementedError
+    @abc.abstractmethod
+    async def _read_all(self, channel_id: int) -> dict[str, str]: ...
 
-    async def _delete(self, channel_id: int, key: str) -> None:
-        raise NotImplementedError
+    @abc.abstractmethod
+    async def _write(self, channel_id: int, key: str, text: str) -> None: ...
 
-    async def _put_record(self, kind: str, record_id: str, data: str, expires_at: float) -> None:
-        raise NotImplementedError
+    @abc.abstractmethod
+    async def _delete(self, channel_id: int, key: str) -> None: ...
 
+    @abc.abstractmethod
+    async def _read_state(self, scope: Scope, scope_id: int, key: str) -> str | None: ...
+
+    @abc.abstractmethod
+    async def _write_state(self, scope: Scope, scope_id: int, key: str, text: str | None) -> None:
+        """Store `text`, or delete the value when it is None."""
+
+    @abc.abstractmethod
+    async def _swap_state(
+        self, scope: Scope, scope_id: int, key: str, expected: str | None, text: str | None
+    ) -> bool:
+        """Atomically: when the stored text is `expected` (None: there is none), store `text`
+        (None: delete it) and return True; else change nothing and return False."""
+
+    @abc.abstractmethod
+    async def _state_holders(self, scope: Scope, key: str) -> dict[int, str]:
+        """Every scope id holding `key`, with its text."""
+
+    @abc.abstractmethod
+    async def _put_record(
+        self, kind: str, record_id: str, data: str, expires_at: float
+    ) -> None: ...
+
+    @abc.abstractmethod
     async def _get_record(self, kind: str, record_id: str, now: float) -> StoredRecord | None:
-        raise NotImplementedError
+        """The record unless it expired by `now`."""
 
+    @abc.abstractmethod
     async def _swap_record(
         self, kind: str, record_id: str, data: str, version: int, expires_at: float
     ) -> bool:
-        raise NotImplementedError
+        """Atomically: when the stored version is `version`, write and bump it; else False."""
 
-    async def _delete_record(self, kind: str, record_id: str) -> None:
-        raise NotImplementedError
+    @abc.abstractmethod
+    async def _delete_record(self, kind: str, record_id: str) -> None: ...
 
-    async def _purge_expired(self, now: float) -> int:
-        raise NotImplementedError
+    @abc.abstractmethod
+    async def _purge_expired(self, now: float) -> int: ...
+
+    @abc.abstractmethod
+    async def _read_meta(self, key: str) -> str | None: ...
+
+    @abc.abstractmethod
+    async def _write_meta(self, key: str, value: str) -> None: ...
+
+    @abc.abstractmethod
+    async def _dump(self) -> StoreContents:
+        """Every row of every kind, each kind sorted by its key."""
+
+    @abc.abstractmethod
+    async def _load(self, contents: StoreContents) -> None:
+        """Write every row as it is, replacing rows with equal keys, in one transaction."""
+
+    # -- settings (per channel, through the registry) ---------------------------------------------
 
     def _decode(self, channel_id: int, key: str, text: str) -> Any:
         spec = self._registry.spec(key)
@@ -215,14 +227,16 @@ class StoreBase:
             return spec.default
 
     async def get(self, channel_id: int, key: str) -> Any:
-        _check_channel(channel_id)
+        """The channel's value for `key`, or the key's registered default."""
+        _check_id(channel_id, "channel_id")
         spec = self._registry.spec(key)
         with self._counting():
             text = await self._read(channel_id, key)
             return spec.default if text is None else self._decode(channel_id, key, text)
 
     async def get_all(self, channel_id: int) -> dict[str, Any]:
-        _check_channel(channel_id)
+        """Every registered key's value for the channel (defaults included)."""
+        _check_id(channel_id, "channel_id")
         values: dict[str, Any] = {}
         with self._counting():
             stored = await self._read_all(channel_id)
@@ -236,24 +250,80 @@ class StoreBase:
         return values
 
     async def set(self, channel_id: int, key: str, value: Any) -> Any:
-        _check_channel(channel_id)
+        """Validate, then store; returns the normalized value as it will read back."""
+        _check_id(channel_id, "channel_id")
         text = encode_value(key, self._registry.validate(key, value))
         with self._counting():
             await self._write(channel_id, key, text)
         return json.loads(text)
 
     async def reset(self, channel_id: int, key: str) -> None:
-        _check_channel(channel_id)
+        """Back to the default (no-op when the channel never set it)."""
+        _check_id(channel_id, "channel_id")
         self._registry.spec(key)
         with self._counting():
             await self._delete(channel_id, key)
 
+    # -- scoped state (a plugin's own JSON values per guild, channel or user) ---------------------
+
+    async def get_state(self, scope: Scope, scope_id: int, key: str) -> Any:
+        """The stored value, or None when there is none."""
+        scope = _check_state(scope, scope_id, key)
+        with self._counting():
+            return _loads(await self._read_state(scope, scope_id, key), scope, key)
+
+    async def set_state(self, scope: Scope, scope_id: int, key: str, value: Any) -> None:
+        """Store `value` (anything JSON can hold; None deletes it)."""
+        scope = _check_state(scope, scope_id, key)
+        text = _dumps(value, key)
+        with self._counting():
+            await self._write_state(scope, scope_id, key, text)
+
+    async def delete_state(self, scope: Scope, scope_id: int, key: str) -> None:
+        """Remove the value (no-op when there is none)."""
+        await self.set_state(scope, scope_id, key, None)
+
+    async def update_state(
+        self, scope: Scope, scope_id: int, key: str, change: Callable[[Any], Any]
+    ) -> Any:
+        """Replace the value with `change(value)` (None in, when there is none; None out
+        deletes), atomically against every other writer, and return the new value.
+
+        A compare-and-set on the stored text: when another writer got in between, `change` runs
+        again on what it wrote. So `change` must depend only on the value it is given, and
+        should give the same result when applied twice (adding to a set does): if a connection
+        dies after the write but before the answer, it is applied to its own result.
+        """
+        scope = _check_state(scope, scope_id, key)
+        with self._counting():
+            for _ in range(UPDATE_TRIES):
+                old = await self._read_state(scope, scope_id, key)
+                value = change(_loads(old, scope, key))
+                new = _dumps(value, key)
+                if new == old or await self._swap_state(scope, scope_id, key, old, new):
+                    return _loads(new, scope, key)
+            raise SettingsStoreError(
+                f"The {scope} state {key!r} of {scope_id} changed under {UPDATE_TRIES} updates "
+                "in a row; try again."
+            )
+
+    async def state_holders(self, scope: Scope, key: str) -> dict[int, Any]:
+        """Every id in `scope` holding a value for `key`, with that value, by ascending id."""
+        scope = _check_state(scope, 0, key)
+        with self._counting():
+            found = await self._state_holders(scope, key)
+            return {i: _loads(found[i], scope, key) for i in sorted(found)}
+
+    # -- records ----------------------------------------------------------------------------------
+
     async def put_record(self, kind: str, record_id: str, data: str, expires_at: float) -> None:
+        """Create (or replace) a record: JSON text `data`, version 0, kept until `expires_at`."""
         _check_record(kind, record_id, data)
         with self._counting():
             await self._put_record(kind, record_id, data, float(expires_at))
 
     async def get_record(self, kind: str, record_id: str, *, now: float) -> StoredRecord | None:
+        """The record, or None when there is none or it expired by `now` (unix seconds)."""
         _check_record(kind, record_id)
         with self._counting():
             return await self._get_record(kind, record_id, float(now))
@@ -261,24 +331,74 @@ class StoreBase:
     async def swap_record(
         self, kind: str, record_id: str, data: str, *, version: int, expires_at: float
     ) -> bool:
+        """Compare-and-set, atomically: when the stored version is `version`, write `data` and
+        `expires_at` and bump the version; False (and no write) when it was changed or deleted."""
         _check_record(kind, record_id, data)
         with self._counting():
             return await self._swap_record(kind, record_id, data, int(version), float(expires_at))
 
     async def delete_record(self, kind: str, record_id: str) -> None:
+        """Remove a record (no-op when there is none)."""
         _check_record(kind, record_id)
         with self._counting():
             await self._delete_record(kind, record_id)
 
     async def purge_expired(self, now: float) -> int:
+        """Remove every record expired by `now`; returns how many."""
         with self._counting():
             return await self._purge_expired(float(now))
 
+    # -- meta, and the whole store at once --------------------------------------------------------
+
+    async def get_meta(self, key: str) -> str | None:
+        """Bot-wide state (not per channel), e.g. the hash of the commands last synced."""
+        with self._counting():
+            return await self._read_meta(key)
+
+    async def set_meta(self, key: str, value: str) -> None:
+        with self._counting():
+            await self._write_meta(key, value)
+
+    async def dump(self) -> StoreContents:
+        """Everything the store keeps, raw (for copying a store)."""
+        with self._counting():
+            return await self._dump()
+
+    async def load(self, contents: StoreContents) -> None:
+        """Store raw rows as they are, in one transaction, replacing rows with equal keys."""
+        for scope, scope_id, key, _ in contents.state:
+            _check_state(scope, scope_id, key)
+        with self._counting():
+            await self._load(contents)
+
+
+def _check_id(value: int, name: str) -> None:
+    # Discord snowflakes are unsigned 63-bit; SQLite's INTEGER is signed 64-bit.
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{name} must be an int, not {type(value).__name__}")
+    if not 0 <= value < 2**63:
+        raise ValueError(f"{name} {value} is out of range")
+
+
+def _check_key(name: str, value: str) -> None:
+    if not isinstance(value, str) or not 0 < len(value) <= MAX_KEY_LENGTH:
+        raise ValueError(f"a {name} is a string of 1 to {MAX_KEY_LENGTH} characters")
+
+
+def _check_state(scope: str, scope_id: int, key: str) -> Scope:
+    _check_id(scope_id, "scope_id")
+    _check_key("state key", key)
+    try:
+        return Scope(scope)
+    except ValueError:
+        raise ValueError(
+            f"a scope is one of {', '.join(s.value for s in Scope)}, not {scope!r}"
+        ) from None
+
 
 def _check_record(kind: str, record_id: str, data: str | None = None) -> None:
-    for name, value in (("kind", kind), ("id", record_id)):
-        if not isinstance(value, str) or not 0 < len(value) <= MAX_RECORD_KEY:
-            raise ValueError(f"a record {name} is a string of 1 to {MAX_RECORD_KEY} characters")
+    _check_key("record kind", kind)
+    _check_key("record id", record_id)
     if data is not None:
         try:
             json.loads(data)
@@ -286,20 +406,31 @@ def _check_record(kind: str, record_id: str, data: str | None = None) -> None:
             raise ValueError(f"record {kind}/{record_id} must be JSON text") from exc
 
 
-def _check_channel(channel_id: int) -> None:
-    # Discord snowflakes are unsigned 63-bit; SQLite's INTEGER is signed 64-bit.
-    if isinstance(channel_id, bool) or not isinstance(channel_id, int):
-        raise TypeError(f"channel_id must be an int, not {type(channel_id).__name__}")
-    if not 0 <= channel_id < 2**63:
-        raise ValueError(f"channel_id {channel_id} is out of range")
+def _dumps(value: Any, key: str) -> str | None:
+    if value is None:
+        return None
+    try:
+        return json.dumps(value, allow_nan=False, separators=(",", ":"))
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"the state {key!r} must be a JSON value, not {value!r}") from exc
 
 
-class MemorySettingsStore(StoreBase):
-    """Settings in a dict: for plugin tests and the console chat. Lost on exit."""
+def _loads(text: str | None, scope: Scope, key: str) -> Any:
+    if text is None:
+        return None
+    try:
+        return json.loads(text)
+    except ValueError as exc:
+        raise SettingsStoreError(f"The stored {scope} state {key!r} is not valid JSON.") from exc
+
+
+class MemoryStore(Store):
+    """Everything in dicts: for plugin tests and `memory://`. Lost on exit."""
 
     def __init__(self, registry: SettingsRegistry) -> None:
         super().__init__(registry)
-        self._rows: dict[tuple[int, str], str] = {}
+        self._settings: dict[tuple[int, str], str] = {}
+        self._state: dict[tuple[str, int, str], str] = {}
         self._meta: dict[str, str] = {}
         self._records: dict[tuple[str, str], StoredRecord] = {}
         self._closed = False
@@ -308,40 +439,56 @@ class MemorySettingsStore(StoreBase):
         if self._closed:
             raise SettingsStoreError("The in-memory settings store is closed.")
 
+    async def ping(self) -> None:
+        self._check_open()
+
+    async def close(self) -> None:
+        self._closed = True
+
     async def _read(self, channel_id: int, key: str) -> str | None:
         self._check_open()
-        return self._rows.get((channel_id, key))
+        return self._settings.get((channel_id, key))
 
     async def _read_all(self, channel_id: int) -> dict[str, str]:
         self._check_open()
-        return {k: v for (c, k), v in self._rows.items() if c == channel_id}
+        return {k: v for (c, k), v in self._settings.items() if c == channel_id}
 
     async def _write(self, channel_id: int, key: str, text: str) -> None:
         self._check_open()
-        self._rows[(channel_id, key)] = text
+        self._settings[(channel_id, key)] = text
 
     async def _delete(self, channel_id: int, key: str) -> None:
         self._check_open()
-        self._rows.pop((channel_id, key), None)
+        self._settings.pop((channel_id, key), None)
 
-    async def rows(self) -> list[StoredRow]:
+    async def _read_state(self, scope: Scope, scope_id: int, key: str) -> str | None:
         self._check_open()
-        return [(c, k, v) for (c, k), v in sorted(self._rows.items())]
+        return self._state.get((scope.value, scope_id, key))
 
-    async def put_rows(self, rows: Iterable[StoredRow]) -> None:
+    async def _write_state(self, scope: Scope, scope_id: int, key: str, text: str | None) -> None:
         self._check_open()
-        self._rows.update({(c, k): v for c, k, v in rows})
+        if text is None:
+            self._state.pop((scope.value, scope_id, key), None)
+        else:
+            self._state[(scope.value, scope_id, key)] = text
 
-    async def get_meta(self, key: str) -> str | None:
+    async def _swap_state(
+        self, scope: Scope, scope_id: int, key: str, expected: str | None, text: str | None
+    ) -> bool:
         self._check_open()
-        return self._meta.get(key)
+        # No await between the check and the write: atomic on the event loop.
+        where = (scope.value, scope_id, key)
+        if self._state.get(where) != expected:
+            return False
+        if text is None:
+            del self._state[where]
+        else:
+            self._state[where] = text
+        return True
 
-    async def set_meta(self, key: str, value: str) -> None:
+    async def _state_holders(self, scope: Scope, key: str) -> dict[int, str]:
         self._check_open()
-        self._meta[key] = value
-
-    async def ping(self) -> None:
-        self._check_open()
+        return {i: v for (s, i, k), v in self._state.items() if s == scope.value and k == key}
 
     async def _put_record(self, kind: str, record_id: str, data: str, expires_at: float) -> None:
         self._check_open()
@@ -374,5 +521,31 @@ class MemorySettingsStore(StoreBase):
             del self._records[key]
         return len(expired)
 
-    async def close(self) -> None:
-        self._closed = True
+    async def _read_meta(self, key: str) -> str | None:
+        self._check_open()
+        return self._meta.get(key)
+
+    async def _write_meta(self, key: str, value: str) -> None:
+        self._check_open()
+        self._meta[key] = value
+
+    async def _dump(self) -> StoreContents:
+        self._check_open()
+        return StoreContents(
+            settings=tuple((c, k, v) for (c, k), v in sorted(self._settings.items())),
+            state=tuple((s, i, k, v) for (s, i, k), v in sorted(self._state.items())),
+            records=tuple(
+                (kind, i, r.data, r.version, r.expires_at)
+                for (kind, i), r in sorted(self._records.items())
+            ),
+            meta=tuple(sorted(self._meta.items())),
+        )
+
+    async def _load(self, contents: StoreContents) -> None:
+        self._check_open()
+        self._settings.update({(c, k): v for c, k, v in contents.settings})
+        self._state.update({(s, i, k): v for s, i, k, v in contents.state})
+        self._records.update(
+            {(kind, i): StoredRecord(d, ver, exp) for kind, i, d, ver, exp in contents.records}
+        )
+        self._meta.update(contents.meta)

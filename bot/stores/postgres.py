@@ -24,13 +24,13 @@ import asyncio
 import contextlib
 import hashlib
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import TypeVar
 
 import asyncpg
 
 from bot.settings import SettingsRegistry, SettingsStoreError, SettingsUnavailableError
-from bot.stores.base import StoreBase, StoredRecord, StoredRow
+from bot.stores.base import Scope, Store, StoreContents, StoredRecord
 from bot.stores.urls import mask_url
 
 log = logging.getLogger(__name__)
@@ -70,7 +70,39 @@ MIGRATIONS: list[tuple[str, ...]] = [
         """,
         "CREATE INDEX charbot_records_by_expiry ON charbot_records (expires_at)",
     ),
+    (
+        """
+        CREATE TABLE charbot_scoped_state (
+            scope      TEXT        NOT NULL,  -- 'guild', 'channel' or 'user'
+            scope_id   BIGINT      NOT NULL,
+            key        TEXT        NOT NULL,
+            value      TEXT        NOT NULL,  -- JSON
+            updated_at TIMESTAMPTZ NOT NULL DEFAULT now(),
+            PRIMARY KEY (scope, scope_id, key)
+        )
+        """,
+        "CREATE INDEX charbot_scoped_state_by_key ON charbot_scoped_state (scope, key)",
+    ),
 ]
+
+_UPSERT_SETTING = (
+    "INSERT INTO charbot_channel_settings (channel_id, key, value) VALUES ($1, $2, $3)"
+    " ON CONFLICT (channel_id, key) DO UPDATE SET value = excluded.value, updated_at = now()"
+)
+_UPSERT_STATE = (
+    "INSERT INTO charbot_scoped_state (scope, scope_id, key, value) VALUES ($1, $2, $3, $4)"
+    " ON CONFLICT (scope, scope_id, key) DO UPDATE SET value = excluded.value, updated_at = now()"
+)
+_UPSERT_RECORD = (
+    "INSERT INTO charbot_records (kind, id, data, version, expires_at) VALUES ($1, $2, $3, $4, $5)"
+    " ON CONFLICT (kind, id) DO UPDATE SET data = excluded.data, version = excluded.version,"
+    " expires_at = excluded.expires_at"
+)
+_UPSERT_META = (
+    "INSERT INTO charbot_meta (key, value) VALUES ($1, $2)"
+    " ON CONFLICT (key) DO UPDATE SET value = excluded.value, updated_at = now()"
+)
+_STATE_WHERE = "scope = $1 AND scope_id = $2 AND key = $3"
 
 POOL_MIN, POOL_MAX = 1, 10
 # A command must answer within Discord's 3 s: an unreachable server fails it before that.
@@ -102,8 +134,8 @@ def lock_key(name: str) -> int:
     return int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "big", signed=True)
 
 
-class PostgresSettingsStore(StoreBase):
-    """Settings in PostgreSQL. Open with `await PostgresSettingsStore.open(url, registry)`."""
+class PostgresStore(Store):
+    """A store in PostgreSQL. Open with `await PostgresStore.open(url, registry)`."""
 
     def __init__(self, pool: asyncpg.Pool, url: str, registry: SettingsRegistry) -> None:
         super().__init__(registry)
@@ -111,7 +143,7 @@ class PostgresSettingsStore(StoreBase):
         self.shown_url = mask_url(url)
 
     @classmethod
-    async def open(cls, url: str, registry: SettingsRegistry) -> PostgresSettingsStore:
+    async def open(cls, url: str, registry: SettingsRegistry) -> PostgresStore:
         """Connect, create or migrate the schema; refuse one newer than this code."""
         shown = mask_url(url)
         try:
@@ -209,7 +241,7 @@ class PostgresSettingsStore(StoreBase):
                 await conn.execute("INSERT INTO charbot_schema (version) VALUES ($1)", known)
         return known
 
-    # -- StoreBase's raw rows ----------------------------------------------------------------
+    # -- settings --------------------------------------------------------------------------
 
     async def ping(self) -> None:
         async def select_one(conn: asyncpg.Connection) -> None:
@@ -239,7 +271,10 @@ class PostgresSettingsStore(StoreBase):
         return await self._run("read", read)
 
     async def _write(self, channel_id: int, key: str, text: str) -> None:
-        await self.put_rows([(channel_id, key, text)])
+        async def write(conn: asyncpg.Connection) -> None:
+            await conn.execute(_UPSERT_SETTING, channel_id, key, text)
+
+        await self._run("write", write)
 
     async def _delete(self, channel_id: int, key: str) -> None:
         async def delete(conn: asyncpg.Connection) -> None:
@@ -251,48 +286,128 @@ class PostgresSettingsStore(StoreBase):
 
         await self._run("write", delete)
 
-    async def rows(self) -> list[StoredRow]:
-        async def read(conn: asyncpg.Connection) -> list[StoredRow]:
-            rows = await conn.fetch(
-                "SELECT channel_id, key, value FROM charbot_channel_settings"
-                " ORDER BY channel_id, key",
-                timeout=BULK_TIMEOUT,
+    # -- scoped state ------------------------------------------------------------------------
+
+    async def _read_state(self, scope: Scope, scope_id: int, key: str) -> str | None:
+        async def read(conn: asyncpg.Connection) -> str | None:
+            value = await conn.fetchval(
+                f"SELECT value FROM charbot_scoped_state WHERE {_STATE_WHERE}",
+                scope.value,
+                scope_id,
+                key,
             )
-            return [(int(r["channel_id"]), str(r["key"]), str(r["value"])) for r in rows]
+            return None if value is None else str(value)
 
         return await self._run("read", read)
 
-    async def put_rows(self, rows: Iterable[StoredRow]) -> None:
-        batch = list(rows)
-
+    async def _write_state(self, scope: Scope, scope_id: int, key: str, text: str | None) -> None:
         async def write(conn: asyncpg.Connection) -> None:
-            async with conn.transaction():
-                await conn.executemany(
-                    "INSERT INTO charbot_channel_settings (channel_id, key, value)"
-                    " VALUES ($1, $2, $3)"
-                    " ON CONFLICT (channel_id, key)"
-                    " DO UPDATE SET value = excluded.value, updated_at = now()",
-                    batch,
+            if text is None:
+                await conn.execute(
+                    f"DELETE FROM charbot_scoped_state WHERE {_STATE_WHERE}",
+                    scope.value,
+                    scope_id,
+                    key,
+                )
+            else:
+                await conn.execute(_UPSERT_STATE, scope.value, scope_id, key, text)
+
+        await self._run("write", write)
+
+    async def _swap_state(
+        self, scope: Scope, scope_id: int, key: str, expected: str | None, text: str | None
+    ) -> bool:
+        # One statement each: the row lock (or the primary key, for an insert) makes a racing
+        # second statement see the first's result and change nothing.
+        if expected is None:
+            statement = (
+                "INSERT INTO charbot_scoped_state (scope, scope_id, key, value)"
+                " VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING"
+            )
+            values: tuple[object, ...] = (text,)
+        elif text is None:
+            statement = f"DELETE FROM charbot_scoped_state WHERE {_STATE_WHERE} AND value = $4"
+            values = (expected,)
+        else:
+            statement = (
+                "UPDATE charbot_scoped_state SET value = $5, updated_at = now()"
+                f" WHERE {_STATE_WHERE} AND value = $4"
+            )
+            values = (expected, text)
+
+        async def swap(conn: asyncpg.Connection) -> bool:
+            status = await conn.execute(statement, scope.value, scope_id, key, *values)
+            return str(status).endswith(" 1")
+
+        return await self._run("write", swap)
+
+    async def _state_holders(self, scope: Scope, key: str) -> dict[int, str]:
+        async def read(conn: asyncpg.Connection) -> dict[int, str]:
+            rows = await conn.fetch(
+                "SELECT scope_id, value FROM charbot_scoped_state WHERE scope = $1 AND key = $2",
+                scope.value,
+                key,
+                timeout=BULK_TIMEOUT,
+            )
+            return {int(r["scope_id"]): str(r["value"]) for r in rows}
+
+        return await self._run("read", read)
+
+    # -- the whole store at once (`store copy`) ------------------------------------------------
+
+    async def _dump(self) -> StoreContents:
+        async def read(conn: asyncpg.Connection) -> StoreContents:
+            # One snapshot of every table.
+            async with conn.transaction(isolation="repeatable_read", readonly=True):
+                settings = await conn.fetch(
+                    "SELECT channel_id, key, value FROM charbot_channel_settings"
+                    " ORDER BY channel_id, key",
                     timeout=BULK_TIMEOUT,
                 )
+                state = await conn.fetch(
+                    "SELECT scope, scope_id, key, value FROM charbot_scoped_state"
+                    " ORDER BY scope, scope_id, key",
+                    timeout=BULK_TIMEOUT,
+                )
+                records = await conn.fetch(
+                    "SELECT kind, id, data, version, expires_at FROM charbot_records"
+                    " ORDER BY kind, id",
+                    timeout=BULK_TIMEOUT,
+                )
+                meta = await conn.fetch(
+                    "SELECT key, value FROM charbot_meta ORDER BY key", timeout=BULK_TIMEOUT
+                )
+            return StoreContents(
+                settings=tuple((int(c), str(k), str(v)) for c, k, v in settings),
+                state=tuple((str(s), int(i), str(k), str(v)) for s, i, k, v in state),
+                records=tuple(
+                    (str(kind), str(i), str(d), int(ver), float(exp))
+                    for kind, i, d, ver, exp in records
+                ),
+                meta=tuple((str(k), str(v)) for k, v in meta),
+            )
 
-        if batch:
-            await self._run("write", write)
+        return await self._run("read", read)
+
+    async def _load(self, contents: StoreContents) -> None:
+        async def write(conn: asyncpg.Connection) -> None:
+            async with conn.transaction():
+                for statement, rows in (
+                    (_UPSERT_SETTING, contents.settings),
+                    (_UPSERT_STATE, contents.state),
+                    (_UPSERT_RECORD, contents.records),
+                    (_UPSERT_META, contents.meta),
+                ):
+                    if rows:
+                        await conn.executemany(statement, rows, timeout=BULK_TIMEOUT)
+
+        await self._run("write", write)
 
     # -- records -----------------------------------------------------------------------------
 
     async def _put_record(self, kind: str, record_id: str, data: str, expires_at: float) -> None:
         async def write(conn: asyncpg.Connection) -> None:
-            await conn.execute(
-                "INSERT INTO charbot_records (kind, id, data, version, expires_at)"
-                " VALUES ($1, $2, $3, 0, $4)"
-                " ON CONFLICT (kind, id) DO UPDATE SET data = excluded.data, version = 0,"
-                " expires_at = excluded.expires_at",
-                kind,
-                record_id,
-                data,
-                expires_at,
-            )
+            await conn.execute(_UPSERT_RECORD, kind, record_id, data, 0, expires_at)
 
         await self._run("write", write)
 
@@ -348,21 +463,16 @@ class PostgresSettingsStore(StoreBase):
 
     # -- bot-wide state and locks ------------------------------------------------------------
 
-    async def get_meta(self, key: str) -> str | None:
+    async def _read_meta(self, key: str) -> str | None:
         async def read(conn: asyncpg.Connection) -> str | None:
             value = await conn.fetchval("SELECT value FROM charbot_meta WHERE key = $1", key)
             return None if value is None else str(value)
 
         return await self._run("read", read)
 
-    async def set_meta(self, key: str, value: str) -> None:
+    async def _write_meta(self, key: str, value: str) -> None:
         async def write(conn: asyncpg.Connection) -> None:
-            await conn.execute(
-                "INSERT INTO charbot_meta (key, value) VALUES ($1, $2)"
-                " ON CONFLICT (key) DO UPDATE SET value = excluded.value, updated_at = now()",
-                key,
-                value,
-            )
+            await conn.execute(_UPSERT_META, key, value)
 
         await self._run("write", write)
 

@@ -13,13 +13,13 @@ import logging
 import os
 import sqlite3
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import aiosqlite
 
 from bot.settings import SettingsRegistry, SettingsStoreError
-from bot.stores.base import StoreBase, StoredRecord, StoredRow
+from bot.stores.base import Scope, Store, StoreContents, StoredRecord
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +61,19 @@ MIGRATIONS: list[tuple[str, ...]] = [
         """,
         "CREATE INDEX records_by_expiry ON records (expires_at)",
     ),
+    (
+        """
+        CREATE TABLE scoped_state (
+            scope      TEXT    NOT NULL,  -- 'guild', 'channel' or 'user'
+            scope_id   INTEGER NOT NULL,
+            key        TEXT    NOT NULL,
+            value      TEXT    NOT NULL,  -- JSON
+            updated_at REAL    NOT NULL,  -- unix seconds
+            PRIMARY KEY (scope, scope_id, key)
+        ) WITHOUT ROWID
+        """,
+        "CREATE INDEX scoped_state_by_key ON scoped_state (scope, key)",
+    ),
 ]
 
 _SQLITE_MAGIC = b"SQLite format 3\x00"
@@ -70,13 +83,28 @@ _UPSERT = (
     " ON CONFLICT (channel_id, key)"
     " DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at"
 )
+_UPSERT_STATE = (
+    "INSERT INTO scoped_state (scope, scope_id, key, value, updated_at) VALUES (?, ?, ?, ?, ?)"
+    " ON CONFLICT (scope, scope_id, key)"
+    " DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at"
+)
+_UPSERT_RECORD = (
+    "INSERT INTO records (kind, id, data, version, expires_at) VALUES (?, ?, ?, ?, ?)"
+    " ON CONFLICT (kind, id) DO UPDATE SET data = excluded.data, version = excluded.version,"
+    " expires_at = excluded.expires_at"
+)
+_UPSERT_META = (
+    "INSERT INTO meta (key, value, updated_at) VALUES (?, ?, ?)"
+    " ON CONFLICT (key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at"
+)
+_STATE_WHERE = "scope = ? AND scope_id = ? AND key = ?"
 
 #: Seconds to wait for another process's lock on the file (a second bot, a backup).
 BUSY_TIMEOUT = 5.0
 
 
-class SqliteSettingsStore(StoreBase):
-    """Settings in one SQLite file. Open with `await SqliteSettingsStore.open(path, registry)`."""
+class SqliteStore(Store):
+    """A store in one SQLite file. Open with `await SqliteStore.open(path, registry)`."""
 
     def __init__(self, conn: aiosqlite.Connection, path: Path, registry: SettingsRegistry) -> None:
         super().__init__(registry)
@@ -84,9 +112,7 @@ class SqliteSettingsStore(StoreBase):
         self.path = path
 
     @classmethod
-    async def open(
-        cls, path: str | os.PathLike[str], registry: SettingsRegistry
-    ) -> SqliteSettingsStore:
+    async def open(cls, path: str | os.PathLike[str], registry: SettingsRegistry) -> SqliteStore:
         """Open (or create) the store; a file that is not ours is refused and left untouched."""
         where = Path(path).absolute()
         await asyncio.to_thread(_preflight, where)
@@ -130,43 +156,116 @@ class SqliteSettingsStore(StoreBase):
         with _converting(self.path, "write"):
             await conn.execute(_UPSERT, (channel_id, key, text, time.time()))
 
-    async def rows(self) -> list[StoredRow]:
-        conn = self._connection()
-        with _converting(self.path, "read"):
-            async with conn.execute(
-                "SELECT channel_id, key, value FROM channel_settings ORDER BY channel_id, key"
-            ) as cursor:
-                found = await cursor.fetchall()
-        return [(int(c), str(k), str(v)) for c, k, v in found]
-
-    async def put_rows(self, rows: Iterable[StoredRow]) -> None:
-        conn = self._connection()
-        now = time.time()
-        with _converting(self.path, "write"):
-            await conn.execute("BEGIN IMMEDIATE")
-            try:
-                await conn.executemany(_UPSERT, [(c, k, v, now) for c, k, v in rows])
-                await conn.execute("COMMIT")
-            except BaseException:
-                await conn.execute("ROLLBACK")
-                raise
-
-    async def get_meta(self, key: str) -> str | None:
+    async def _read_meta(self, key: str) -> str | None:
         conn = self._connection()
         with _converting(self.path, "read"):
             async with conn.execute("SELECT value FROM meta WHERE key = ?", (key,)) as cursor:
                 row = await cursor.fetchone()
         return None if row is None else str(row[0])
 
-    async def set_meta(self, key: str, value: str) -> None:
+    async def _write_meta(self, key: str, value: str) -> None:
         conn = self._connection()
         with _converting(self.path, "write"):
-            await conn.execute(
-                "INSERT INTO meta (key, value, updated_at) VALUES (?, ?, ?)"
-                " ON CONFLICT (key) DO UPDATE SET"
-                " value = excluded.value, updated_at = excluded.updated_at",
-                (key, value, time.time()),
+            await conn.execute(_UPSERT_META, (key, value, time.time()))
+
+    async def _read_state(self, scope: Scope, scope_id: int, key: str) -> str | None:
+        conn = self._connection()
+        with _converting(self.path, "read"):
+            async with conn.execute(
+                f"SELECT value FROM scoped_state WHERE {_STATE_WHERE}",
+                (scope.value, scope_id, key),
+            ) as cursor:
+                row = await cursor.fetchone()
+        return None if row is None else str(row[0])
+
+    async def _write_state(self, scope: Scope, scope_id: int, key: str, text: str | None) -> None:
+        conn = self._connection()
+        with _converting(self.path, "write"):
+            if text is None:
+                await conn.execute(
+                    f"DELETE FROM scoped_state WHERE {_STATE_WHERE}", (scope.value, scope_id, key)
+                )
+            else:
+                await conn.execute(_UPSERT_STATE, (scope.value, scope_id, key, text, time.time()))
+
+    async def _swap_state(
+        self, scope: Scope, scope_id: int, key: str, expected: str | None, text: str | None
+    ) -> bool:
+        conn = self._connection()
+        where = (scope.value, scope_id, key)
+        # One statement each, so one transaction: the check and the write cannot be split.
+        if expected is None:
+            statement = (
+                "INSERT INTO scoped_state (scope, scope_id, key, value, updated_at)"
+                " VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING"
             )
+            values: tuple[object, ...] = (*where, text, time.time())
+        elif text is None:
+            statement = f"DELETE FROM scoped_state WHERE {_STATE_WHERE} AND value = ?"
+            values = (*where, expected)
+        else:
+            statement = (
+                "UPDATE scoped_state SET value = ?, updated_at = ?"
+                f" WHERE {_STATE_WHERE} AND value = ?"
+            )
+            values = (text, time.time(), *where, expected)
+        with _converting(self.path, "write"):
+            async with conn.execute(statement, values) as cursor:
+                return cursor.rowcount == 1
+
+    async def _state_holders(self, scope: Scope, key: str) -> dict[int, str]:
+        conn = self._connection()
+        with _converting(self.path, "read"):
+            async with conn.execute(
+                "SELECT scope_id, value FROM scoped_state WHERE scope = ? AND key = ?",
+                (scope.value, key),
+            ) as cursor:
+                rows = await cursor.fetchall()
+        return {int(i): str(v) for i, v in rows}
+
+    async def _dump(self) -> StoreContents:
+        conn = self._connection()
+        with _converting(self.path, "read"):
+            # One read transaction: a consistent view of every table.
+            await conn.execute("BEGIN")
+            try:
+                settings = await conn.execute_fetchall(
+                    "SELECT channel_id, key, value FROM channel_settings ORDER BY channel_id, key"
+                )
+                state = await conn.execute_fetchall(
+                    "SELECT scope, scope_id, key, value FROM scoped_state"
+                    " ORDER BY scope, scope_id, key"
+                )
+                records = await conn.execute_fetchall(
+                    "SELECT kind, id, data, version, expires_at FROM records ORDER BY kind, id"
+                )
+                meta = await conn.execute_fetchall("SELECT key, value FROM meta ORDER BY key")
+            finally:
+                await conn.execute("COMMIT")
+        return StoreContents(
+            settings=tuple((int(c), str(k), str(v)) for c, k, v in settings),
+            state=tuple((str(s), int(i), str(k), str(v)) for s, i, k, v in state),
+            records=tuple(
+                (str(kind), str(i), str(d), int(ver), float(exp))
+                for kind, i, d, ver, exp in records
+            ),
+            meta=tuple((str(k), str(v)) for k, v in meta),
+        )
+
+    async def _load(self, contents: StoreContents) -> None:
+        conn = self._connection()
+        now = time.time()
+        with _converting(self.path, "write"):
+            await conn.execute("BEGIN IMMEDIATE")
+            try:
+                await conn.executemany(_UPSERT, [(*row, now) for row in contents.settings])
+                await conn.executemany(_UPSERT_STATE, [(*row, now) for row in contents.state])
+                await conn.executemany(_UPSERT_RECORD, contents.records)
+                await conn.executemany(_UPSERT_META, [(*row, now) for row in contents.meta])
+                await conn.execute("COMMIT")
+            except BaseException:
+                await conn.execute("ROLLBACK")
+                raise
 
     async def _delete(self, channel_id: int, key: str) -> None:
         conn = self._connection()
@@ -184,12 +283,7 @@ class SqliteSettingsStore(StoreBase):
     async def _put_record(self, kind: str, record_id: str, data: str, expires_at: float) -> None:
         conn = self._connection()
         with _converting(self.path, "write"):
-            await conn.execute(
-                "INSERT INTO records (kind, id, data, version, expires_at) VALUES (?, ?, ?, 0, ?)"
-                " ON CONFLICT (kind, id) DO UPDATE SET data = excluded.data, version = 0,"
-                " expires_at = excluded.expires_at",
-                (kind, record_id, data, expires_at),
-            )
+            await conn.execute(_UPSERT_RECORD, (kind, record_id, data, 0, expires_at))
 
     async def _get_record(self, kind: str, record_id: str, now: float) -> StoredRecord | None:
         conn = self._connection()

@@ -194,9 +194,14 @@ def test_store_url_selects_the_store(tmp_path: Path, monkeypatch: pytest.MonkeyP
         load(env={"CHARBOT_STORE_URL": "sqlite:///a.db", "CHARBOT_STORE_PATH": "b.db"})
     with pytest.raises(ConfigError, match="the settings store's path is empty"):
         load(env={"CHARBOT_STORE_PATH": ""})
-    with pytest.raises(ConfigError, match=r"store\.url must be a URL") as caught:
+    with pytest.raises(ConfigError, match=r"CHARBOT_STORE_URL: store\.url is not a URL") as caught:
         load(env={"CHARBOT_STORE_URL": "bot:secret@db"})
     assert "secret" not in str(caught.value)  # a URL may hold a password: never echoed
+    # The config reads the URL as the stores do (bot.stores.resolve_url): one sentence each.
+    with pytest.raises(ConfigError, match=r"store\.url has scheme 'mysql', which no driver"):
+        load(env={"CHARBOT_STORE_URL": "mysql://bot@db/charbot"})
+    with pytest.raises(ConfigError, match=r"\(postgresql://bot:\*\*\*@db:99999/x\) has port 99999"):
+        load(env={"CHARBOT_STORE_URL": "postgresql://bot:secret@db:99999/x"})
 
 
 # -- models --------------------------------------------------------------------------------------

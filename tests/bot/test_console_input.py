@@ -16,7 +16,7 @@ from bot.console import run_console
 from bot.core.services import Services
 from bot.runtime import assemble
 from bot.settings import SettingsRegistry
-from bot.stores import MemorySettingsStore
+from bot.stores import MemoryStore
 
 Chat = Callable[..., Coroutine[Any, Any, tuple[int, list[str]]]]
 
@@ -35,7 +35,7 @@ async def chat(tmp_path: Path, tiny_onnx: Path) -> AsyncIterator[Chat]:
     async def run(data: bytes, *, errors: str = "strict", extra: str = "") -> tuple[int, list[str]]:
         config = load_config(write_config(tmp_path, tiny_onnx, extra), {}, {})
         registry = SettingsRegistry()
-        services = assemble(config, MemorySettingsStore(registry), registry)
+        services = assemble(config, MemoryStore(registry), registry)
         made.append(services)
         # What sys.stdin is under a strict UTF-8 locale (errors="strict") or C.UTF-8
         # (errors="surrogateescape").
@@ -102,7 +102,7 @@ async def test_unknown_words_are_listed_apart_and_said_replaced(
 ) -> None:
     config = load_config(write_config(tmp_path, tiny_onnx_word), {}, {})
     registry = SettingsRegistry()
-    services = assemble(config, MemorySettingsStore(registry), registry)
+    services = assemble(config, MemoryStore(registry), registry)
     out = io.StringIO()
     try:
         assert await run_console(services, io.StringIO("To be qqq zzz qqq\n"), out) == 0

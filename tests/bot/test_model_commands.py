@@ -17,7 +17,7 @@ from bot.plugins.model import describe_model, show_model, usable_models, use_mod
 from bot.plugins.replies import format_completion
 from bot.runtime import assemble, build_bot
 from bot.settings import InvalidSettingError, SettingsRegistry
-from bot.stores import MemorySettingsStore
+from bot.stores import MemoryStore
 from models import BUNDLED_MODEL
 
 
@@ -30,7 +30,7 @@ async def services(tmp_path: Path, tiny_onnx: Path) -> AsyncIterator[Services]:
         f'[models.lost]\npath = "{tmp_path / "lost.onnx"}"\n'
     )
     registry = SettingsRegistry()
-    services = assemble(load_config(path, {}, {}), MemorySettingsStore(registry), registry)
+    services = assemble(load_config(path, {}, {}), MemoryStore(registry), registry)
     services.register_plugins()
     await services.start_models()
     yield services

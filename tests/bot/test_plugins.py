@@ -14,7 +14,7 @@ from bot.discord.app import CharBot
 from bot.errors import PluginError
 from bot.runtime import assemble
 from bot.settings import SettingsRegistry
-from bot.stores import MemorySettingsStore
+from bot.stores import MemoryStore
 
 
 def test_the_markov_example_is_found_through_its_entry_point() -> None:
@@ -49,7 +49,7 @@ backend = "markov"
     )
     config = load_config(config_path, {}, {})
     registry = SettingsRegistry()
-    bot = CharBot(assemble(config, MemorySettingsStore(registry), registry))
+    bot = CharBot(assemble(config, MemoryStore(registry), registry))
     yield bot
     await bot.models.close()
     sys.path.remove(str(tmp_path))

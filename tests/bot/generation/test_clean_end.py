@@ -17,7 +17,7 @@ from bot.generation import Engine, EngineConfig, GenerationParams
 from bot.generation.params import WORD_END_SLACK
 from bot.runtime import assemble
 from bot.settings import SettingsRegistry
-from bot.stores import MemorySettingsStore
+from bot.stores import MemoryStore
 from tests.bot.generation.fakemodels import build_bigram
 
 SHORT_WORD = "abcd"  # finishing it never takes more than WORD_END_SLACK characters
@@ -90,7 +90,7 @@ async def test_the_bots_completions_end_cleanly(tmp_path: Path, short_model: Pat
         f'[models.cycle]\npath = "{short_model}"\n[generation]\ntemperature = 0\n'
     )
     registry = SettingsRegistry()
-    services = assemble(load_config(config_path, {}, {}), MemorySettingsStore(registry), registry)
+    services = assemble(load_config(config_path, {}, {}), MemoryStore(registry), registry)
     services.register_plugins()
     await services.start_models()
     try:
