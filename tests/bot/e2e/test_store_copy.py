@@ -8,9 +8,8 @@ from pathlib import Path
 
 from bot.cli import main
 from bot.stores.urls import sqlite_url
+from bot.testing import FakeDiscord, RecordedMessage, buttons_of
 from tests.bot.e2e.conftest import RunBot
-from tests.fakediscord import FakeDiscord, RecordedMessage
-from tests.fakediscord.components import buttons_of
 
 
 async def test_buttons_from_before_a_copy_to_postgres_work_against_it(
