@@ -51,8 +51,11 @@ log = logging.getLogger(__name__)
 #: a Discord custom id).
 MAX_KEY_LENGTH = 64
 
-#: How many times `update_state` reads again after another writer changed the value under it.
-UPDATE_TRIES = 20
+#: How many times `update_state` reads again after another process changed the value under it
+#: (each time, that other process's update went through).
+UPDATE_TRIES = 100
+#: `update_state`s of one process take turns per key, over this many locks (a key hashes to one).
+UPDATE_LOCKS = 64
 
 
 class Scope(enum.StrEnum):
@@ -100,6 +103,7 @@ class Store(abc.ABC):
     def __init__(self, registry: SettingsRegistry) -> None:
         self._registry = registry
         self._locks: dict[str, asyncio.Lock] = {}
+        self._update_locks = [asyncio.Lock() for _ in range(UPDATE_LOCKS)]
         self._errors = 0
 
     @property
@@ -289,12 +293,20 @@ class Store(abc.ABC):
         """Replace the value with `change(value)` (None in, when there is none; None out
         deletes), atomically against every other writer, and return the new value.
 
-        A compare-and-set on the stored text: when another writer got in between, `change` runs
-        again on what it wrote. So `change` must depend only on the value it is given, and
-        should give the same result when applied twice (adding to a set does): if a connection
-        dies after the write but before the answer, it is applied to its own result.
+        The updates of one process take turns; between processes, it is a compare-and-set on
+        the stored text: when another process wrote in between, `change` runs again on what it
+        wrote. So `change` must depend only on the value it is given, and should give the same
+        result when applied twice (adding to a set does): if a connection dies after the write
+        but before the answer, it is applied to its own result.
         """
         scope = _check_state(scope, scope_id, key)
+        turn = self._update_locks[hash((scope, scope_id, key)) % UPDATE_LOCKS]
+        async with turn:
+            return await self._update(scope, scope_id, key, change)
+
+    async def _update(
+        self, scope: Scope, scope_id: int, key: str, change: Callable[[Any], Any]
+    ) -> Any:
         with self._counting():
             for _ in range(UPDATE_TRIES):
                 old = await self._read_state(scope, scope_id, key)
@@ -303,8 +315,8 @@ class Store(abc.ABC):
                 if new == old or await self._swap_state(scope, scope_id, key, old, new):
                     return _loads(new, scope, key)
             raise SettingsStoreError(
-                f"The {scope} state {key!r} of {scope_id} changed under {UPDATE_TRIES} updates "
-                "in a row; try again."
+                f"The {scope} state {key!r} of {scope_id} was changed by other processes "
+                f"{UPDATE_TRIES} times in a row; try again."
             )
 
     async def state_holders(self, scope: Scope, key: str) -> dict[int, Any]:

@@ -1,11 +1,12 @@
 """The store tests' drivers. A driver of `bot.stores.DRIVERS` gets its tests from one line in
-`STORE_URLS`: how a test gets the URL of a fresh, empty store of that driver."""
+`STORE_URLS`: how a test gets the URL of a fresh, empty store of that driver (and the test lane,
+tests/lanes.py, of a driver that needs a server)."""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import pytest
 
@@ -13,11 +14,17 @@ from bot.settings import InvalidSettingError, SettingsRegistry
 from bot.stores import Store, open_store
 from bot.stores.urls import sqlite_url
 
-#: driver -> (the test's request, its tmp_path) -> the URL of a fresh, empty store.
-STORE_URLS: dict[str, Callable[[pytest.FixtureRequest, Path], str]] = {
-    "memory": lambda request, tmp: "memory://",
-    "sqlite": lambda request, tmp: sqlite_url(tmp / "store.sqlite3"),
-    "postgresql": lambda request, tmp: str(request.getfixturevalue("postgres_url")),
+
+class Driver(NamedTuple):
+    #: (the test's request, its tmp_path) -> the URL of a fresh, empty store.
+    url: Callable[[pytest.FixtureRequest, Path], str]
+    lane: str | None = None  # the marker of the server it needs, as tests/lanes.py names it
+
+
+STORE_URLS: dict[str, Driver] = {
+    "memory": Driver(lambda request, tmp: "memory://"),
+    "sqlite": Driver(lambda request, tmp: sqlite_url(tmp / "store.sqlite3")),
+    "postgresql": Driver(lambda request, tmp: request.getfixturevalue("postgres_url"), "postgres"),
 }
 
 #: Drivers whose every open of one URL reaches the same data (a second process would see it).
@@ -55,14 +62,19 @@ def make_registry() -> SettingsRegistry:
     return registry
 
 
-@pytest.fixture(params=sorted(STORE_URLS))
+@pytest.fixture(
+    params=[
+        pytest.param(name, marks=[getattr(pytest.mark, d.lane)] if d.lane else [])
+        for name, d in sorted(STORE_URLS.items())
+    ]
+)
 def driver(request: pytest.FixtureRequest) -> str:
     return str(request.param)
 
 
 @pytest.fixture
 def store_url(driver: str, request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    return STORE_URLS[driver](request, tmp_path)
+    return str(STORE_URLS[driver].url(request, tmp_path))
 
 
 @pytest.fixture

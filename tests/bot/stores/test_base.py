@@ -42,8 +42,8 @@ def test_every_driver_runs_the_conformance_suite(tmp_path: Path) -> None:
             return "postgresql://postgres@127.0.0.1/db"
 
     tested = {
-        DRIVERS[urlsplit(url(Request(), tmp_path)).scheme]  # type: ignore[arg-type]
-        for url in STORE_URLS.values()
+        DRIVERS[urlsplit(driver.url(Request(), tmp_path)).scheme]  # type: ignore[arg-type]
+        for driver in STORE_URLS.values()
     }
     assert tested == set(DRIVERS.values())
 
