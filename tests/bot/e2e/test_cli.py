@@ -138,6 +138,6 @@ async def test_store_copy_writes_json_log_lines_when_asked(tmp_path: Path) -> No
     )  # fmt: skip
     out, err = await asyncio.wait_for(proc.communicate(), 60)
     assert proc.returncode == 0, err
-    assert out.decode().startswith("Copied 0 settings")
+    assert out.decode().startswith(f"Copied {source} to {target}:\n  settings: 0 (0 written")
     entries = [json.loads(line) for line in err.decode().splitlines()]  # every line JSON
     assert any("opened" in e["message"] for e in entries), entries
