@@ -8,7 +8,7 @@ import pytest
 from bot.api import MODEL, CompletionService, ModelRegistry, SettingsRegistry
 from bot.config import GenerationSection
 from bot.settings import SettingRegistrationError
-from bot.stores import MemorySettingsStore
+from bot.stores import MemoryStore
 
 CHANNEL = 7
 
@@ -32,7 +32,7 @@ async def test_the_completion_service_follows_the_declarations() -> None:
     registry.register_channel("warmth", default=None, owner="a", fills="temperature")
     registry.register_channel("filter", default=None, owner="b", fills="top_k")
     registry.register_channel("note", default=None, owner="c")  # fills nothing
-    store = MemorySettingsStore(registry)
+    store = MemoryStore(registry)
     defaults = GenerationSection(temperature=0.5, top_k=0, length=60)
     service = CompletionService(store, ModelRegistry(), defaults, "house")
 
