@@ -63,9 +63,7 @@ from bot.generation.params import (
     Provider,
 )
 from bot.ops.logs import LogFormat
-from bot.settings import SettingsStoreError
-from bot.stores import resolve_url
-from bot.stores.urls import DATA_DIR_ENV, mask_url, sqlite_url
+from bot.stores.urls import DATA_DIR_ENV, StoreUrlError, mask_url, resolve_url, sqlite_url
 from models import BUNDLED_MODEL
 
 log = logging.getLogger(__name__)
@@ -261,11 +259,11 @@ class PluginsSection:
 
 @dataclass(frozen=True)
 class StoreSection:
-    """Where per-channel settings live. `url` picks the driver by its scheme (`bot.stores`);
+    """Where the store lives (docs/stores.md). `url` picks the driver by its scheme (`bot.stores`);
     `path` is the shorthand for a SQLite file. Once loaded, `url` is always set, and `path` is the
     SQLite file's absolute path (relative ones go in the data dir), or None for another driver."""
 
-    url: str | None = None  # read (and refused, in one sentence) by `bot.stores.resolve_url`
+    url: str | None = None  # read (or refused, in one sentence) by `bot.stores.urls.resolve_url`
     path: str | None = "charbot.sqlite3"
 
 
@@ -562,7 +560,7 @@ class _Builder:
             where = "default" if path is None else path.where
         try:
             resolved = resolve_url(text, env, name=name)
-        except SettingsStoreError as exc:
+        except StoreUrlError as exc:
             raise ConfigError(f"{where}: {exc}") from exc
         sqlite_file = None if resolved.path is None else str(resolved.path)
         return StoreSection(url=resolved.url, path=sqlite_file)

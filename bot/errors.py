@@ -18,6 +18,7 @@ CharbotError
  │    ├── WorkerError          a worker failed while running the request
  │    └── ModelUnavailableError  a model (served elsewhere) that cannot be reached for now
  ├── ConfigError               (bot.config) a config file, variable or flag that is wrong
+ ├── StoreUrlError             (bot.stores.urls) a store URL that names no store
  └── SettingsError             (bot.settings) per-channel settings
       ├── UnknownSettingError       a key no loaded plugin registered
       ├── InvalidSettingError       a value its validator refused
@@ -25,7 +26,7 @@ CharbotError
       └── SettingsStoreError        the store cannot be opened, read or written
            └── SettingsUnavailableError  the store's server is unreachable for now
 
-ConfigError and the settings errors live beside the code that raises them.
+ConfigError, StoreUrlError and the settings errors live beside the code that raises them.
 """
 
 from __future__ import annotations

@@ -16,8 +16,8 @@ from dataclasses import dataclass, fields
 from typing import TypeVar
 
 from bot.settings import SettingsRegistry, SettingsStoreError
-from bot.stores import Store, StoreContents, open_store, resolve_url
-from bot.stores.urls import mask_url
+from bot.stores import Store, StoreContents, open_store
+from bot.stores.urls import mask_url, resolve_url
 
 log = logging.getLogger(__name__)
 
@@ -68,9 +68,9 @@ async def copy_store(
         # Opening would create an empty file: a mistyped path would copy nothing, silently.
         raise SettingsStoreError(f"The store to copy from, {source.url}, does not exist.")
     registry = SettingsRegistry()  # raw rows: no key needs to be registered
-    reader = await open_store(source.url, registry)
+    reader = await open_store(source.url, registry, name="The store to copy from")
     try:
-        writer = await open_store(target.url, registry)
+        writer = await open_store(target.url, registry, name="The store to copy to")
         try:
             return await _copy(reader, writer, mask_url(source.url), mask_url(target.url))
         finally:
