@@ -67,7 +67,7 @@ def write_card(
         _training(training),
         _check(parity, quality, metadata.quantization),
         _curve(curve if rows or kept_curve else None, checkpoint_path, rows),
-        _samples(model_path, samples),
+        _samples(model_path, samples, metadata.quantization),
     ]
     path = card_path(model_path)
     try:
@@ -227,7 +227,7 @@ def _curve(curve: Path | None, checkpoint_path: Path | None, rows: list[MetricsR
     )
 
 
-def _samples(model_path: Path, spec: SampleSpec) -> str:
+def _samples(model_path: Path, spec: SampleSpec, quantization: Quantization | None) -> str:
     backend = open_backend(model_path)
     ids, _ = encode_prompt(backend.tokenizer, spec.prompt)
     prompt_arg = f' --prompt "{spec.prompt}"' if spec.prompt else ""
@@ -237,6 +237,12 @@ def _samples(model_path: Path, spec: SampleSpec) -> str:
         f"`python -m exporter sample {model_path.name}{prompt_arg} --length {spec.length} "
         f"--temperature T --seed {spec.seed}`",
     ]
+    if quantization is not None and quantization.seed_caveat:
+        lines += [
+            "",
+            f"With this file ({quantization.weights}, {quantization.method} quantization), "
+            f"{quantization.seed_caveat}: in a batch, its logits move with the other rows.",
+        ]
     for temperature in CARD_TEMPERATURES:
         params = SamplingParams(temperature=temperature, seed=spec.seed)
         text = spec.prompt + "".join(

@@ -165,12 +165,18 @@ class ModelShape:
         )
 
 
+#: What a dynamically quantized model cannot promise: ONNX Runtime scales its activations over
+#: each whole call, so a row's logits depend on its batch neighbours and on prompt chunking. Said
+#: wherever a seed is promised (the model card, `/model show`, the docs).
+DYNAMIC_SEED_CAVEAT: Final = "a seed repeats only when the request runs alone"
+
+
 @dataclass(frozen=True)
 class Quantization:
     """The `charbot.quantization` section of a quantized file: the method and what it cost, as
     validation loss (nats per token) of the float32 model and of this one on the same text."""
 
-    method: str  # "dynamic": weights stored quantized, activations quantized on the fly
+    method: str  # "static": fixed activation scales (exporter.int8); "dynamic": per call
     weights: str  # "int8"
     tool: str  # e.g. "onnxruntime 1.22.0"
     fp32_val_loss: float
@@ -180,6 +186,11 @@ class Quantization:
     @property
     def loss_increase(self) -> float:
         return self.quantized_val_loss - self.fp32_val_loss
+
+    @property
+    def seed_caveat(self) -> str | None:
+        """What this file does to the seed promise, if anything."""
+        return DYNAMIC_SEED_CAVEAT if self.method == "dynamic" else None
 
     def to_json(self) -> dict[str, Any]:
         return {

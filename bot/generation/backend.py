@@ -38,6 +38,7 @@ class ModelInfo:
     details: Mapping[str, Any] = field(default_factory=dict)
     training: Mapping[str, Any] = field(default_factory=dict)
     provider: str = "CPUExecutionProvider"
+    notes: tuple[str, ...] = ()  # what a user must know, e.g. an int8-dynamic file's seed caveat
 
 
 @dataclass(frozen=True)

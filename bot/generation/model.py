@@ -188,6 +188,7 @@ def load_model(
         },
         training=training,
         provider=in_use,
+        notes=_notes(meta),
     )
     pieces = tuple(tokenizer.vocab)
     start_id = tokenizer.start_id
@@ -197,6 +198,14 @@ def load_model(
         path, cell, layers, hidden, tokenizer.level, tokenizer.vocab_size, parameters, in_use,
     )  # fmt: skip
     return LoadedModel(session, tokenizer, info, state_layers, hidden, start_id, banned, pieces)
+
+
+def _notes(meta: ContractMetadata) -> tuple[str, ...]:
+    """What `/model show` adds about the file: an int8-dynamic file's seed caveat."""
+    quantization = meta.quantization
+    if quantization is None or quantization.seed_caveat is None:
+        return ()
+    return (f"int8, {quantization.method} quantization: {quantization.seed_caveat}.",)
 
 
 def _first_line(exc: BaseException) -> str:

@@ -41,6 +41,7 @@ def describe_model(info: ModelInfo, *, markdown: bool = True) -> str:
     size += [f"vocabulary of {info.vocab_size:,}"] if info.vocab_size else []
     lines = [", ".join([f"{name}: {_clip(info.description)}", *size])]
     lines.append(f"Running on: {_clip(info.provider)}")
+    lines += [f"Note: {note}" for note in info.notes]
     training = describe_training(info.training)
     if training:
         lines.append(f"Training: {training}")

@@ -161,7 +161,7 @@ def test_int8_is_smaller_keeps_the_contract_and_generates(
     loaded = load_model(int8_model)  # the bot's own contract check
     quantization = read_metadata(int8_model).quantization
     assert quantization is not None
-    assert quantization.weights == "int8" and quantization.method == "dynamic"
+    assert quantization.weights == "int8" and quantization.method == "static"
     assert 0 < quantization.loss_increase <= 0.02
     logits, _ = loaded.run(np.array([[1, 2, 3]], dtype=np.int64), loaded.zero_state(1))
     assert logits.shape == (1, 3, loaded.vocab_size)
