@@ -139,6 +139,7 @@ async def test_200_completions_from_20_channels_in_one_second(
     assert counts["busy"] > 0 and counts["answered"] >= MAX_BATCH + MAX_QUEUE
     assert max(depth) <= MAX_BATCH + MAX_QUEUE  # the queue is bounded
     # The heartbeat (interval 0.5 s) kept beating. Generation on the loop would stall it for the
-    # whole burst (seconds); 1.5 s leaves room for a machine shared with other work.
+    # whole burst (all 200 answers: well over 3 s); a loaded machine's scheduler alone stretched
+    # one gap to 1.6 s, so the bound tells the two apart with room for such a machine.
     gaps = [b - a for a, b in itertools.pairwise(heartbeats)]
-    assert len(heartbeats) >= 4 and max(gaps) < 1.5, gaps
+    assert len(heartbeats) >= 4 and max(gaps) < 3.0, gaps
