@@ -22,6 +22,7 @@ import ray
 from fastapi import FastAPI
 from ray import serve
 
+from bot.serving.cli import cpus_per_replica
 from bot.serving.metrics import ReplicaMetrics
 from bot.serving.server import ApiKey, ModelDeployment, ModelServer, build_app
 
@@ -123,7 +124,7 @@ def deploy(
     """Deploy (or update) the server on Serve, which must be started: `replicas` replicas, each
     reserving a CPU per engine worker thread of every model."""
     options: dict[str, Any] = {
-        "num_cpus": sum(m.engine.threads.workers for m in models),
+        "num_cpus": cpus_per_replica(models),
         "runtime_env": {"env_vars": REPLICA_ENV},
     }
     if gpus_per_replica:

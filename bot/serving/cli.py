@@ -18,9 +18,10 @@ import ipaddress
 import logging
 import os
 import signal
+import socket
 import sys
 import threading
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -35,6 +36,7 @@ log = logging.getLogger(__name__)
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8000
+ADDRESS_CONNECT_SECONDS = 5.0  # a cluster's GCS answers a TCP connect at once, or not at all
 OBJECT_STORE_BYTES = 80 * 1024 * 1024  # requests and answers are small: the minimum is plenty
 SERVED_KIND = "onnx"  # the backend kind the model server runs
 
@@ -110,6 +112,10 @@ def run_serve(config: Config, args: argparse.Namespace) -> int:
         return 2
     models = deployments(config)
     api_key = read_api_key(args.api_key_file, os.environ)
+    cpus = cpus_per_replica(models)
+    check_before_ray(models, args)
+    if not args.address:
+        check_resources(args.replicas, cpus, args.gpus_per_replica, local_resources())
     if api_key is None and not is_loopback(args.host):
         log.warning(
             "serving on %s with no API key: anyone who can reach it can use it "
@@ -119,6 +125,11 @@ def run_serve(config: Config, args: argparse.Namespace) -> int:
         )
     if args.address:
         ray.init(address=args.address)
+        try:
+            check_resources(args.replicas, cpus, args.gpus_per_replica, ray.cluster_resources())  # type: ignore[no-untyped-call]
+        except ServeError:
+            ray.shutdown()
+            raise
     else:
         # "local": a new instance even when `ray start` left one running on this machine.
         ray.init(address="local", include_dashboard=False, object_store_memory=OBJECT_STORE_BYTES)
@@ -139,6 +150,85 @@ def run_serve(config: Config, args: argparse.Namespace) -> int:
         serve.shutdown()  # type: ignore[no-untyped-call]
         ray.shutdown()
     return 0
+
+
+def cpus_per_replica(models: Sequence[ModelDeployment]) -> int:
+    """The CPUs a replica reserves: one per engine worker thread of every model it serves."""
+    return sum(m.engine.threads.workers for m in models)
+
+
+def check_before_ray(models: Sequence[ModelDeployment], args: argparse.Namespace) -> None:
+    """What can be refused in one sentence before Ray starts (else a traceback or a hang there)."""
+    if not 1 <= args.port <= 65535:
+        raise ServeError(f"--port must be between 1 and 65535, not {args.port}.")
+    if args.gpus_per_replica < 0:
+        raise ServeError(f"--gpus-per-replica cannot be negative ({args.gpus_per_replica:g}).")
+    for model in models:
+        if not Path(model.path).is_file():
+            raise ServeError(f"The model file of {model.name!r} does not exist: {model.path}.")
+    check_port_free(args.host, args.port)
+    if args.address and args.address != "auto":
+        check_reachable(args.address)
+
+
+def check_port_free(host: str, port: int) -> None:
+    """Refuse a port another process listens on: Serve's proxy would share it (SO_REUSEPORT) and
+    the kernel would split the requests between the two servers."""
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except socket.gaierror as exc:
+        raise ServeError(f"--host {host} is not an address of this machine: {exc}.") from exc
+    family, kind, proto, _, address = infos[0]
+    with socket.socket(family, kind, proto) as probe:
+        # REUSEADDR: a port whose last connections linger in TIME_WAIT is free to listen on.
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(address)
+        except OSError as exc:
+            raise ServeError(
+                f"Port {port} on {host} is already in use (another `bot serve`?): "
+                f"{exc.strerror or exc}."
+            ) from exc
+
+
+def check_reachable(address: str) -> None:
+    """A short TCP connect to the cluster's address: `ray.init` retries an unreachable one for
+    minutes."""
+    host, _, port = address.rpartition(":")
+    if not host or not port.isdigit():
+        raise ServeError(
+            f"--address must be HOST:PORT (e.g. 10.0.0.5:6379) or auto, not {address!r}."
+        )
+    try:
+        socket.create_connection((host, int(port)), timeout=ADDRESS_CONNECT_SECONDS).close()
+    except OSError as exc:
+        raise ServeError(
+            f"No Ray cluster answers at {address}: {exc.strerror or exc} "
+            "(is `ray start --head` running there?)."
+        ) from exc
+
+
+def local_resources() -> dict[str, float]:
+    """The CPUs and GPUs a local Ray instance would have, as Ray itself counts them."""
+    from ray._private.accelerators import get_accelerator_manager_for_resource
+    from ray._private.utils import get_num_cpus
+
+    manager = get_accelerator_manager_for_resource("GPU")
+    gpus = manager.get_current_node_num_accelerators() if manager is not None else 0
+    return {"CPU": float(get_num_cpus()), "GPU": float(gpus)}
+
+
+def check_resources(
+    replicas: int, cpus_per_replica: int, gpus_per_replica: float, available: Mapping[str, float]
+) -> None:
+    """Refuse replicas the cluster cannot place: Serve would wait for them forever."""
+    for resource, each in (("CPU", float(cpus_per_replica)), ("GPU", gpus_per_replica)):
+        needed, have = replicas * each, available.get(resource, 0.0)
+        if needed > have:
+            raise ServeError(
+                f"{replicas} replica(s) need {needed:g} {resource}(s) in all; Ray has {have:g}"
+                + (" (lower --replicas or engine.workers)." if resource == "CPU" else ".")
+            )
 
 
 def read_api_key(path: Path | None, env: Mapping[str, str]) -> ApiKey | None:

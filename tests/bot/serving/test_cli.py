@@ -3,6 +3,7 @@ real `python -m bot serve`, stopped by SIGTERM, which must end it with status 0.
 
 from __future__ import annotations
 
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -11,7 +12,14 @@ import pytest
 
 from bot.cli import main
 from bot.config import load_config
-from bot.serving.cli import ServeError, deployments, is_loopback, read_api_key
+from bot.serving.cli import (
+    ServeError,
+    check_resources,
+    deployments,
+    is_loopback,
+    local_resources,
+    read_api_key,
+)
 
 
 def test_a_config_without_onnx_models_is_one_sentence(
@@ -77,3 +85,77 @@ def test_a_replica_of_auto_workers_runs_on_the_cpu_ray_reserves_for_it(
         (model,) = deployments(load_config(path, {}, {}))
         threads = model.engine.threads
         assert (threads.workers, threads.intra_op_threads) == expected, workers
+
+
+def serve_refusal(config: Path, *args: str) -> str:
+    """Run a real `python -m bot serve` that must refuse before starting Ray: its stderr, one
+    line. (The timeout bounds a hang; no check here is about speed.)"""
+    done = subprocess.run(
+        [sys.executable, "-m", "bot", "serve", "--config", str(config), *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode != 0, done.stdout + done.stderr
+    assert done.stderr.count("\n") == 1, done.stderr
+    assert "Traceback" not in done.stderr and "ray" not in done.stdout.lower(), done.stderr
+    return done.stderr
+
+
+@pytest.fixture
+def serve_config(tmp_path: Path, tiny_onnx: Path) -> Path:
+    path = tmp_path / "serve.toml"
+    path.write_text(f'[models.tiny]\npath = "{tiny_onnx}"\n')
+    return path
+
+
+def test_a_port_in_use_is_refused_before_ray_starts(serve_config: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        err = serve_refusal(serve_config, "--port", str(port))
+    assert err.startswith(f"error: Port {port} on 127.0.0.1 is already in use"), err
+
+
+def test_a_missing_model_file_is_refused_before_ray_starts(tmp_path: Path) -> None:
+    config = tmp_path / "serve.toml"
+    config.write_text(f'[models.gone]\npath = "{tmp_path / "gone.onnx"}"\n')
+    err = serve_refusal(config)
+    assert err.startswith("error: The model file of 'gone'"), err
+
+
+@pytest.mark.parametrize(
+    ("args", "sentence"),
+    [
+        (("--port", "70000"), "error: --port must be between 1 and 65535"),
+        (("--gpus-per-replica", "-1"), "error: --gpus-per-replica cannot be negative"),
+        (("--address", "127.0.0.1:1"), "error: No Ray cluster answers at 127.0.0.1:1"),
+        (("--address", "nocolon"), "error: --address must be HOST:PORT"),
+    ],
+)
+def test_bad_options_are_one_sentence_before_ray_starts(
+    serve_config: Path, args: tuple[str, ...], sentence: str
+) -> None:
+    assert serve_refusal(serve_config, *args).startswith(sentence)
+
+
+def test_a_local_instance_without_the_gpus_or_cpus_asked_is_refused_before_ray_starts(
+    serve_config: Path,
+) -> None:
+    """This machine's Ray has no GPU (the tests run without one) and fewer than 1,000 CPUs."""
+    if local_resources().get("GPU", 0):
+        pytest.skip("this machine has a GPU")
+    err = serve_refusal(serve_config, "--gpus-per-replica", "1")
+    assert err.startswith("error: 1 replica(s) need 1 GPU(s) in all; Ray has 0"), err
+    err = serve_refusal(serve_config, "--replicas", "1000")
+    assert err.startswith("error: 1000 replica(s) need 1000 CPU(s) in all; Ray has"), err
+
+
+def test_resources_asked_are_checked_against_what_the_cluster_has() -> None:
+    have = {"CPU": 4.0, "GPU": 1.0}
+    check_resources(replicas=2, cpus_per_replica=2, gpus_per_replica=0.5, available=have)
+    with pytest.raises(ServeError, match=r"3 replica\(s\) need 6 CPU\(s\) in all; Ray has 4"):
+        check_resources(replicas=3, cpus_per_replica=2, gpus_per_replica=0.0, available=have)
+    with pytest.raises(ServeError, match=r"need 2 GPU\(s\) in all; Ray has 1"):
+        check_resources(replicas=2, cpus_per_replica=1, gpus_per_replica=1.0, available=have)
