@@ -4,7 +4,7 @@ run the real discord.py client or the whole charbot app against it.
 A plugin author tests a slash command as the built-ins are tested (see ``docs/testing.md``)::
 
     # conftest.py
-    from bot.testing.fixtures import fake_discord  # noqa: F401  (or pytest_plugins = [...])
+    from bot.testing.fixtures import *  # noqa: F403
 
     # test_plugin.py
     from bot.testing import FakeDiscord, running_bot
