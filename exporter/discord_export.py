@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from exporter.errors import CorpusError
+from models.discord_text import DiscordNames, message_text
 
 if TYPE_CHECKING:
     from exporter.config import TrainConfig
@@ -71,10 +72,6 @@ SKIP_EMPTY = "no text"
 SKIP_EXCLUDED = "excluded author"
 SKIP_DUPLICATE = "already read"
 
-_USER_MENTION = re.compile(r"<@!?(\d+)>")
-_ROLE_MENTION = re.compile(r"<@&(\d+)>")
-_CHANNEL_MENTION = re.compile(r"<#(\d+)>")
-_CUSTOM_EMOJI = re.compile(r"<a?:(\w+):\d+>")
 _URL = re.compile(r"https?://\S+")
 _LINE_BREAKS = re.compile(r"[ \t]*(?:\r\n|\r|\n)+[ \t]*")
 _SPACES = re.compile(r"[ \t]{2,}")
@@ -224,10 +221,8 @@ def clean_content(
             elif name:
                 # A mention DiscordChatExporter rendered as the excluded member's name.
                 text = re.sub(rf"@{re.escape(name)}(?!\w)", "@user", text)
-    text = _USER_MENTION.sub(lambda m: "@" + users.get(m.group(1), "user"), text)
-    text = _ROLE_MENTION.sub(lambda m: "@" + names.roles.get(m.group(1), "role"), text)
-    text = _CHANNEL_MENTION.sub(lambda m: "#" + names.channels.get(m.group(1), "channel"), text)
-    text = _CUSTOM_EMOJI.sub(lambda m: f":{m.group(1)}:", text)
+    # Mentions and custom emoji as the bot reads them too (models/discord_text.py).
+    text = message_text(text, DiscordNames(users, names.roles, names.channels))
     if options.drop_urls:
         text = _URL.sub("", text)
     text = _LINE_BREAKS.sub(" ", text)

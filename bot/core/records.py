@@ -9,7 +9,8 @@ A press *claims* its record before any work, so a double press, or two bot proce
 the store, give one answer: an in-process set of records being worked on, then the store's
 compare-and-set on the record's version. The version is in the buttons' custom ids too, so a
 press on buttons older than the record's latest state (the second click of a double click,
-arriving after the first was answered) is refused as stale.
+arriving after the first was answered) is refused as stale. A continued text keeps its record
+(marked with the reply's link) until it expires, so a late press learns where the story went.
 """
 
 from __future__ import annotations
@@ -50,6 +51,10 @@ class CompletionRecord:
     #: Whether the message shows the prompt in bold before the text (a continuation does not).
     shows_prompt: bool = True
     busy: bool = False  # claimed by a press being answered
+    #: The link to the reply that continued this text, once one did: the story goes on there.
+    continued: str = ""
+    #: Whether generation stopped with an error before the text was whole: `text` is what came.
+    interrupted: bool = False
 
     def context(self, max_prompt: int) -> str:
         """The prompt to continue this text with: prompt and text, cut to the prompt limit
@@ -85,6 +90,7 @@ class ClaimStatus(enum.Enum):
     GONE = "gone"  # expired, deleted, or never was
     BUSY = "busy"  # another press is being answered
     STALE = "stale"  # the buttons pressed are older than the record (already answered)
+    CONTINUED = "continued"  # another press continued the text: the story goes on in a reply
 
 
 @dataclass(frozen=True)
@@ -136,6 +142,8 @@ class CompletionRecords:
             found = await self.get(record_id)
             if found is None:
                 claim = Claim(ClaimStatus.GONE, record_id)
+            elif found[0].continued:
+                claim = Claim(ClaimStatus.CONTINUED, record_id, found[0], found[1])
             elif found[0].busy:
                 claim = Claim(ClaimStatus.BUSY, record_id, found[0])
             elif found[1] != version:

@@ -35,6 +35,7 @@ from bot.plugins.replies import (
     CONTINUATION_COG,
     MakesButtons,
     format_completion,
+    format_interrupted,
     format_partial,
     sendable,
     tell_privately,
@@ -152,19 +153,51 @@ class Completions(CharbotCog, name=COMPLETIONS_COG):
                 view = await view_for(completion)
                 await interaction.edit_original_response(content=content, view=view)
 
+            shown: str | None = None  # the text so far, once the public answer shows some
+
+            def partial(text: str) -> str:
+                nonlocal shown
+                shown = text
+                return format_partial(prompt, text)
+
             try:
                 # One message when the text comes quickly; edited as it arrives when it does not.
                 await reply_as_it_arrives(
-                    chunks,
-                    send=send,
-                    edit=edit,
-                    partial=lambda text: format_partial(prompt, text),
-                    final=format_completion,
+                    chunks, send=send, edit=edit, partial=partial, final=format_completion
                 )
             except CharbotError as exc:
                 # Told here, not in cog_app_command_error: that runs after `track` has ended,
                 # when a shutdown may already have closed the connection.
-                await tell_privately(interaction, str(exc))
+                if shown is not None:
+                    await self.interrupted(interaction, prompt, shown, length, temperature)
+                await tell_privately(interaction, str(exc), keep_answer=shown is not None)
+
+    async def interrupted(
+        self,
+        interaction: discord.Interaction,
+        prompt: str,
+        text: str,
+        length: int | None,
+        temperature: float | None,
+    ) -> None:
+        """The public answer of a stream an error cut: what came, a note saying it was cut, and
+        Regenerate when the continuation plugin can keep a record for it."""
+        cog = self.bot.get_cog(CONTINUATION_COG)
+        view = None
+        if isinstance(cog, MakesButtons):
+            view = await cog.buttons_for_interrupted(
+                prompt,
+                text,
+                channel_id=self.channel_id(interaction),
+                author_id=interaction.user.id,
+                length=length,
+                temperature=temperature,
+            )
+        content = format_interrupted(prompt, text, regenerate=view is not None)
+        try:
+            await interaction.edit_original_response(content=content, view=view)
+        except discord.HTTPException as exc:
+            log.warning("could not mark an interrupted answer: %s", exc)
 
     @commands.Cog.listener()
     async def on_message(self, message: discord.Message) -> None:

@@ -5,7 +5,14 @@
   of its own, and the continued message's buttons go (the story goes on from the reply).
 - **Regenerate** (who asked, or Manage Messages): the same prompt and params, a new seed; the
   message is edited in place.
-- **Continue with charbot** (a message context menu, Apps): continues any message's text.
+- **Continue with charbot** (a message context menu, Apps): continues any message's text, read
+  as the exporter reads Discord messages for training (`models.discord_text`: mentions as names,
+  custom emoji as `:name:`); on one of the bot's own completions, the text its Continue button
+  would continue (the record's prompt and text, not the message's decorations).
+
+A Continue pressed after the text went on (a client still showing the buttons) is told where: the
+continued record keeps the reply's link. An answer cut by an error mid-stream keeps its record
+with only a Regenerate button (`buttons_for_interrupted`).
 
 The buttons are `DynamicItem`s whose custom ids name a record in the settings store
 (`bot.core.records`), so they keep working after a restart until the record expires. The
@@ -47,6 +54,13 @@ from bot.plugins.replies import (
     sendable,
     tell_privately,
 )
+from models.discord_text import (
+    CHANNEL_MENTION,
+    ROLE_MENTION,
+    USER_MENTION,
+    DiscordNames,
+    message_text,
+)
 
 if TYPE_CHECKING:
     from bot.api import CharBot
@@ -70,9 +84,14 @@ GONE = (
     "start again with /complete."
 )
 BUSY = "I am already answering a press on this message; its answer is on the way."
+CONTINUED = "The story goes on in the reply: {link}"
 STALE = "This message changed since you pressed; use its buttons again if you still want to."
 ONLY_AUTHOR = "Only the person who asked (or someone with Manage Messages) can regenerate this."
 NOTHING_TO_CONTINUE = "That message has no text to continue."
+NOT_A_COMPLETION = (
+    "I continue my own messages only while their buttons work (for {days:g} days); "
+    "for this one, use /complete with its text."
+)
 EMPTY = "-# (the model wrote nothing)"
 
 
@@ -112,12 +131,25 @@ class CompletionButton(
             await cog.press(interaction, self.action, self.record_id, self.version)
 
 
-def buttons(record_id: str, version: int, *, disabled: bool = False) -> discord.ui.View:
-    """The view under a completion: Continue, then Regenerate."""
+def buttons(
+    record: CompletionRecord, record_id: str, version: int, *, disabled: bool = False
+) -> discord.ui.View:
+    """The view under a completion: Continue, then Regenerate; an interrupted answer has only
+    Regenerate (there is no whole text to go on from)."""
     view = discord.ui.View(timeout=None)
-    for action in ACTIONS:
+    for action in ("regenerate",) if record.interrupted else ACTIONS:
         view.add_item(CompletionButton(action, record_id, version, disabled=disabled))
     return view
+
+
+def record_of(message: discord.Message) -> str | None:
+    """The record id that a message's buttons name, if it has any."""
+    for row in message.components:
+        for item in getattr(row, "children", ()):
+            match = CUSTOM_ID.fullmatch(getattr(item, "custom_id", None) or "")
+            if match is not None:
+                return match["record"]
+    return None
 
 
 def render(record: CompletionRecord, completion: Completion) -> str:
@@ -129,13 +161,24 @@ def render(record: CompletionRecord, completion: Completion) -> str:
 
 
 def message_prompt(message: discord.Message) -> str:
-    """A message's text as a prompt, mentions written as the names people see (`@Name`).
-
-    `clean_content` also breaks `@everyone` with a zero-width space; that is undone, since no
-    message the bot sends pings anyone, and the models do not know that character.
-    """
-    text = message.clean_content
-    return text.replace("@\u200beveryone", "@everyone").replace("@\u200bhere", "@here")
+    """A member's message as model text, by the exporter's rule (`models.discord_text`): users
+    by the names the server shows, roles and channels by name, custom emoji as `:name:`."""
+    users = {str(user.id): user.display_name for user in message.mentions}
+    roles: dict[str, str] = {}
+    channels: dict[str, str] = {}
+    guild = message.guild
+    if guild is not None:
+        for found in USER_MENTION.finditer(message.content):
+            member = guild.get_member(int(found[1]))
+            if member is not None:
+                users.setdefault(found[1], member.display_name)
+        for found in ROLE_MENTION.finditer(message.content):
+            if (role := guild.get_role(int(found[1]))) is not None:
+                roles[found[1]] = role.name
+        for found in CHANNEL_MENTION.finditer(message.content):
+            if (channel := guild.get_channel_or_thread(int(found[1]))) is not None:
+                channels[found[1]] = channel.name
+    return message_text(message.content, DiscordNames(users, roles, channels))
 
 
 class Continuation(CharbotCog, name=CONTINUATION_COG):
@@ -188,13 +231,39 @@ class Continuation(CharbotCog, name=CONTINUATION_COG):
         )
         return await self.remember(record)
 
+    async def buttons_for_interrupted(
+        self,
+        prompt: str,
+        text: str,
+        *,
+        channel_id: int,
+        author_id: int,
+        length: int | None = None,
+        temperature: float | None = None,
+    ) -> discord.ui.View | None:
+        """A Regenerate button for an answer cut by an error after `text` had come, with the
+        channel's model and params as the request had them; None when no record can be kept."""
+        completions = self.bot.completions
+        try:
+            model = await completions.channel_model(channel_id)
+            params = await completions.channel_params(
+                channel_id, length=length, temperature=temperature
+            )
+        except CharbotError as exc:
+            log.warning("an interrupted completion goes without buttons: %s", exc)
+            return None
+        record = CompletionRecord(
+            prompt, text, model, params, author_id, channel_id, interrupted=True
+        )
+        return await self.remember(record)
+
     async def remember(self, record: CompletionRecord) -> discord.ui.View | None:
         try:
             record_id, version = await self.records.add(record)
         except CharbotError as exc:
             log.warning("a completion goes without buttons: %s", exc)
             return None
-        return buttons(record_id, version)
+        return buttons(record, record_id, version)
 
     def _cooldown_refusal(self, user: discord.abc.User) -> str | None:
         """The sentence for a user still in the cooldown shared with /complete and mentions."""
@@ -233,10 +302,15 @@ class Continuation(CharbotCog, name=CONTINUATION_COG):
             # Buttons that can no longer work are taken off the message.
             await interaction.response.edit_message(view=None)
             await self._tell(interaction, GONE.format(days=self.lifetime_days))
-        elif claim.status is ClaimStatus.STALE:
+        elif claim.status is ClaimStatus.CONTINUED and claim.record is not None:
+            # Another press continued it: no buttons here (the client may still show them).
+            await interaction.response.edit_message(view=None)
+            await self._tell(interaction, CONTINUED.format(link=claim.record.continued))
+        elif claim.status is ClaimStatus.STALE and claim.record is not None:
             # The message shows the buttons of the record's current state (should an update
             # have been lost, this heals it), and the user may press again.
-            await interaction.response.edit_message(view=buttons(claim.record_id, claim.version))
+            view = buttons(claim.record, claim.record_id, claim.version)
+            await interaction.response.edit_message(view=view)
             await self._tell(interaction, STALE)
         else:
             await self._tell(interaction, BUSY)
@@ -259,8 +333,9 @@ class Continuation(CharbotCog, name=CONTINUATION_COG):
         self, interaction: discord.Interaction[Any], record_id: str, version: int
     ) -> None:
         found = await self.records.get(record_id)
-        if found is None:
-            await self._refuse(interaction, Claim(ClaimStatus.GONE, record_id))
+        if found is None or found[0].continued:
+            status = ClaimStatus.GONE if found is None else ClaimStatus.CONTINUED
+            await self._refuse(interaction, Claim(status, record_id, found and found[0]))
             return
         record = found[0]
         if interaction.user.id != record.author_id and not interaction.permissions.manage_messages:
@@ -275,17 +350,19 @@ class Continuation(CharbotCog, name=CONTINUATION_COG):
             return
         record = claim.record
         completion: Completion | None = None
+        kept = record
         try:
-            disabled = buttons(record_id, claim.version, disabled=True)
+            disabled = buttons(record, record_id, claim.version, disabled=True)
             await interaction.response.edit_message(view=disabled)
             # A new seed (None draws fresh entropy); everything else as the first time.
             params = replace(record.params, seed=None)
             completion = await self._generate(interaction, record.model, record.prompt, params)
+            if completion is not None:
+                kept = replace(record, text=completion.text, interrupted=False)
         finally:
-            kept = None if completion is None else replace(record, text=completion.text)
             new_version = await self.records.release(claim, kept)
-        view = buttons(record_id, new_version) if new_version is not None else None
-        if completion is not None and kept is not None:
+        view = buttons(kept, record_id, new_version) if new_version is not None else None
+        if completion is not None:
             await interaction.edit_original_response(content=render(kept, completion), view=view)
         else:
             await interaction.edit_original_response(view=view)
@@ -300,34 +377,34 @@ class Continuation(CharbotCog, name=CONTINUATION_COG):
         if claim.status is not ClaimStatus.CLAIMED or claim.record is None:
             await self._refuse(interaction, claim)
             return
-        continued = False
-        new_version: int | None = None
+        record = claim.record
+        reply_sent: discord.Message | None = None
         try:
             await interaction.response.edit_message(
-                view=buttons(record_id, claim.version, disabled=True)
+                view=buttons(record, record_id, claim.version, disabled=True)
             )
-            continued = await self._post_continuation(interaction, claim.record)
+            reply_sent = await self._post_continuation(interaction, record)
         finally:
-            if continued:
-                await self.records.drop(record_id)
-            else:
-                new_version = await self.records.release(claim)
+            # A continued record stays (with the reply's link) to tell a late press where the
+            # story went.
+            kept = record if reply_sent is None else replace(record, continued=reply_sent.jump_url)
+            new_version = await self.records.release(claim, kept)
         # The story goes on from the reply: the continued message's buttons go.
-        keep = not continued and new_version is not None
-        await interaction.edit_original_response(
-            view=buttons(record_id, new_version) if keep and new_version is not None else None
-        )
+        view = None
+        if reply_sent is None and new_version is not None:
+            view = buttons(record, record_id, new_version)
+        await interaction.edit_original_response(view=view)
 
     async def _post_continuation(
         self, interaction: discord.Interaction[Any], record: CompletionRecord
-    ) -> bool:
+    ) -> discord.Message | None:
         """Continue `record`'s text with the channel's settings and post it as a reply."""
         message = interaction.message
         if message is None:
-            return False
+            return None
 
-        async def send(content: str, view: Any) -> None:
-            await message.reply(content, view=view, mention_author=False)
+        async def send(content: str, view: Any) -> discord.Message:
+            return await message.reply(content, view=view, mention_author=False)
 
         tell = functools.partial(self._tell, interaction)
         prompt = record.context(self.max_prompt)
@@ -340,12 +417,12 @@ class Continuation(CharbotCog, name=CONTINUATION_COG):
         interaction: discord.Interaction[Any],
         prompt: str,
         tell: Callable[[str], Awaitable[None]],
-        send: Callable[[str, Any], Awaitable[None]],
+        send: Callable[[str, Any], Awaitable[discord.Message]],
         **shown: Any,
-    ) -> bool:
+    ) -> discord.Message | None:
         """Continue `prompt` with the channel's model and settings, keep the record its buttons
         need (`shown`: how the message shows it), and `send` it: the one path of the Continue
-        button and the menu. A failure is told with `tell`, for the user alone (False)."""
+        button and the menu. A failure is told with `tell`, for the user alone (None)."""
         channel_id = self.channel_id(interaction)
         completions = self.bot.completions
         try:
@@ -354,7 +431,7 @@ class Continuation(CharbotCog, name=CONTINUATION_COG):
             completion = await completions.generate(model, prompt, params)
         except CharbotError as exc:
             await tell(str(exc))
-            return False
+            return None
         record = CompletionRecord(
             prompt,
             completion.text,
@@ -365,8 +442,7 @@ class Continuation(CharbotCog, name=CONTINUATION_COG):
             **shown,
         )
         view = await self.remember(record)
-        await send(render(record, completion), sendable(view))
-        return True
+        return await send(render(record, completion), sendable(view))
 
     # -- the context menu -------------------------------------------------------------------
 
@@ -375,7 +451,17 @@ class Continuation(CharbotCog, name=CONTINUATION_COG):
     ) -> None:
         """Continue this message's text with the channel's model and settings."""
         channel_id = self.channel_id(interaction)
-        prompt = message_prompt(message)[-self.max_prompt :]
+        me = self.bot.user
+        if me is not None and message.author.id == me.id:
+            # Its own completion: the text its Continue button would go on from.
+            record_id = record_of(message)
+            found = None if record_id is None else await self.records.get(record_id)
+            if found is None:
+                await self._tell(interaction, NOT_A_COMPLETION.format(days=self.lifetime_days))
+                return
+            prompt = found[0].context(self.max_prompt)
+        else:
+            prompt = message_prompt(message)[-self.max_prompt :]
         if not prompt.strip():
             await self._tell(interaction, NOTHING_TO_CONTINUE)
             return
@@ -383,8 +469,8 @@ class Continuation(CharbotCog, name=CONTINUATION_COG):
             await self._tell(interaction, refusal)
             return
 
-        async def send(content: str, view: Any) -> None:
-            await interaction.followup.send(content, view=view)
+        async def send(content: str, view: Any) -> discord.Message:
+            return await interaction.followup.send(content, view=view, wait=True)
 
         tell = functools.partial(tell_privately, interaction)
         header = f"-# Continuing {message.author.mention}'s message {message.jump_url}"

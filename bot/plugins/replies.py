@@ -21,6 +21,9 @@ log = logging.getLogger(__name__)
 COMPLETIONS_COG = "Completions"
 CONTINUATION_COG = "Continuation"
 PROMPT_SHOWN = 300  # characters of the prompt echoed back before the generated text
+#: Under an answer an error cut short, in place of the mark that more follows.
+INTERRUPTED = "The answer was interrupted."
+INTERRUPTED_REGENERATE = "The answer was interrupted; Regenerate tries again."
 
 
 @runtime_checkable
@@ -37,6 +40,17 @@ class MakesButtons(Protocol):
     async def buttons_for(
         self,
         completion: Completion,
+        *,
+        channel_id: int,
+        author_id: int,
+        length: int | None = None,
+        temperature: float | None = None,
+    ) -> discord.ui.View | None: ...
+
+    async def buttons_for_interrupted(
+        self,
+        prompt: str,
+        text: str,
         *,
         channel_id: int,
         author_id: int,
@@ -61,6 +75,12 @@ def format_partial(prompt: str, text: str, limit: int = MESSAGE_LIMIT) -> str:
     return format_text(prompt, text, f" {ELLIPSIS}", limit)
 
 
+def format_interrupted(prompt: str, text: str, *, regenerate: bool) -> str:
+    """An answer an error cut short after `text`: what came, and a note saying so."""
+    note = INTERRUPTED_REGENERATE if regenerate else INTERRUPTED
+    return format_text(prompt, text, f" {ELLIPSIS}\n-# {note}")
+
+
 def format_text(prompt: str, text: str, note: str = "", limit: int = MESSAGE_LIMIT) -> str:
     """The bold prompt, the escaped text cut to fit `limit`, then `note` as it is."""
     if len(prompt) > PROMPT_SHOWN:
@@ -75,14 +95,18 @@ def format_text(prompt: str, text: str, note: str = "", limit: int = MESSAGE_LIM
     return head + body + note
 
 
-async def tell_privately(interaction: discord.Interaction[Any], content: str) -> None:
+async def tell_privately(
+    interaction: discord.Interaction[Any], content: str, *, keep_answer: bool = False
+) -> None:
     """A failure after the public defer, for the user alone (busy, timed out, settings
     unavailable): a deferred answer keeps the defer's visibility, so the "thinking" message
-    goes and the sentence comes as an ephemeral followup."""
-    try:
-        await interaction.delete_original_response()
-    except discord.HTTPException as exc:
-        log.warning("could not remove the deferred answer before a failure: %s", exc)
+    goes (unless `keep_answer`: it shows an answer already) and the sentence comes as an
+    ephemeral followup."""
+    if not keep_answer:
+        try:
+            await interaction.delete_original_response()
+        except discord.HTTPException as exc:
+            log.warning("could not remove the deferred answer before a failure: %s", exc)
     await interaction.followup.send(content, ephemeral=True)
 
 
