@@ -22,9 +22,8 @@ import ray
 from fastapi import FastAPI
 from ray import serve
 
-from bot.serving.cli import cpus_per_replica
 from bot.serving.metrics import ReplicaMetrics
-from bot.serving.server import ApiKey, ModelDeployment, ModelServer, build_app
+from bot.serving.server import ApiKey, ModelDeployment, ModelServer, build_app, cpus_per_replica
 
 log = logging.getLogger(__name__)
 

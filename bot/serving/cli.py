@@ -104,6 +104,7 @@ def run_serve(config: Config, args: argparse.Namespace) -> int:
         from ray import serve
 
         from bot.serving.app import deploy, start_serve
+        from bot.serving.server import cpus_per_replica
     except ImportError:
         print(
             "error: `python -m bot serve` needs Ray Serve: pip install 'charbot[serve]'.",
@@ -150,11 +151,6 @@ def run_serve(config: Config, args: argparse.Namespace) -> int:
         serve.shutdown()  # type: ignore[no-untyped-call]
         ray.shutdown()
     return 0
-
-
-def cpus_per_replica(models: Sequence[ModelDeployment]) -> int:
-    """The CPUs a replica reserves: one per engine worker thread of every model it serves."""
-    return sum(m.engine.threads.workers for m in models)
 
 
 def check_before_ray(models: Sequence[ModelDeployment], args: argparse.Namespace) -> None:

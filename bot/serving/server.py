@@ -57,6 +57,11 @@ class ModelDeployment:
     chat_name: str | None = None
 
 
+def cpus_per_replica(models: Sequence[ModelDeployment]) -> int:
+    """The CPUs a replica reserves: one per engine worker thread of every model it serves."""
+    return sum(m.engine.threads.workers for m in models)
+
+
 @dataclass(frozen=True)
 class ApiKey:
     """The server's key; its repr never shows it (Ray and logs may print what holds it)."""
