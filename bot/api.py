@@ -19,7 +19,7 @@ tokenizers) is public too. Everything else in `bot` is internal and may change w
 from __future__ import annotations
 
 from bot.config import Config, ModelSpec
-from bot.core.commands import Command, CommandGroup, CommandTable, Option
+from bot.core.commands import Channel, Command, CommandGroup, CommandTable, Option
 from bot.core.completions import CompletionService, unknown_note
 from bot.core.context import Context
 from bot.core.records import Claim, ClaimStatus, CompletionRecord, CompletionRecords
@@ -28,6 +28,7 @@ from bot.core.subcommands import Subcommand, Subcommands
 from bot.discord.app import NO_MENTIONS, CharBot
 from bot.discord.cogs import CharbotCog, CharbotGroupCog, charbot, manage_channels
 from bot.discord.interactions import ELLIPSIS, MESSAGE_LIMIT, fit, reply, request_origin
+from bot.discord.rest import discord_rest
 from bot.discord.sharding import shards_text
 from bot.discord.slash import apply_declaration
 from bot.errors import (
@@ -81,6 +82,7 @@ __all__ = [
     "NO_MENTIONS",
     "BackendFactory",
     "BackendStats",
+    "Channel",
     "CharBot",
     "CharRate",
     "CharbotCog",
@@ -132,6 +134,7 @@ __all__ = [
     "apply_declaration",
     "charbot",
     "check_temperature",
+    "discord_rest",
     "fit",
     "manage_channels",
     "reply",

@@ -19,10 +19,10 @@ from typing import Any
 import aiohttp
 import discord
 
-from bot.config import Config, load_config
+from bot.config import DEFAULT_PLUGINS, Config, load_config
 from bot.console import run_console
 from bot.core.plugins import allowed_plugins
-from bot.core.subcommands import Subcommand, Subcommands, discover
+from bot.core.subcommands import Subcommand, Subcommands, discover, left_out
 from bot.discord.app import CharBot, point_discord_at
 from bot.errors import CharbotError
 from bot.ops.logs import LogFormat, configure_logging
@@ -102,7 +102,12 @@ def plugin_subcommands(argv: Sequence[str] | None) -> Subcommands:
     except CharbotError:
         config = Config()
     plugins = config.plugins
-    return discover(allowed_plugins(list(plugins.enabled), plugins.entry_points).values(), BUILT_IN)
+    allowed = allowed_plugins(list(plugins.enabled), plugins.entry_points)
+    found = discover(allowed.values(), BUILT_IN)
+    modules = {source.module for source in allowed.values()}
+    off = [module for module in DEFAULT_PLUGINS if module not in modules]
+    left_out(found, allowed_plugins(off, use_entry_points=False).values())
+    return found
 
 
 def parse_args(

@@ -20,13 +20,22 @@ help lists it as Discord's.
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 from bot.errors import CommandError, PluginError
 
-OptionType = type[int] | type[float] | type[str]
+
+class Channel(int):
+    """A channel option's value: the channel's id. The option's `channel_types` (Discord's
+    channel type numbers: 0 text, 5 announcement, 15 forum, ...) say which channels Discord
+    offers; none: any."""
+
+
+OptionType = type[int] | type[float] | type[str] | type[Channel]
 OptionValue = int | float | str
+_CHANNEL_TEXT = re.compile(r"<?#?(\d+)>?")
 #: `async def handler(ctx: Context, **options) -> str`: the reply's text (`bot.core.context`).
 Handler = Callable[..., Awaitable[str]]
 #: The values to offer for a text option as the user types (Discord's autocomplete).
@@ -47,6 +56,7 @@ class Option:
     required: bool = True
     suggest: Suggest | None = None
     label: str = ""
+    channel_types: tuple[int, ...] = ()
 
     @property
     def called(self) -> str:
@@ -56,6 +66,11 @@ class Option:
         """A value typed as text (the console), as the option's type; `check` follows."""
         if self.type is str:
             return text
+        if self.type is Channel:
+            found = _CHANNEL_TEXT.fullmatch(text.strip())
+            if found is None:
+                raise CommandError(f"The {self.called} must be a channel; got {text!r}.")
+            return Channel(found.group(1))
         try:
             return int(text) if self.type is int else float(text)
         except ValueError:
@@ -67,6 +82,10 @@ class Option:
         `CommandError` with one sentence. An int given for a number option becomes a float."""
         if self.type is str:
             return self._check_text(value)
+        if self.type is Channel:
+            if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+                return Channel(value)
+            raise CommandError(f"The {self.called} must be a channel; got {value!r}.")
         whole = self.type is int
         number = isinstance(value, int) or (isinstance(value, float) and not whole)
         if number and not isinstance(value, bool):

@@ -65,6 +65,9 @@ class Subcommands:
     def all(self) -> list[Subcommand]:
         return [subcommand for subcommand, _ in self._found.values()]
 
+    def __contains__(self, name: str) -> bool:
+        return name in self._found or name in self._reserved
+
 
 def discover(sources: Iterable[PluginSource], reserved: Iterable[str]) -> Subcommands:
     """The subcommands of the plugins in `sources`. A plugin that cannot be imported, or whose
@@ -81,3 +84,27 @@ def discover(sources: Iterable[PluginSource], reserved: Iterable[str]) -> Subcom
                 "plugin %r adds no subcommand: %s: %s", source.name, type(exc).__name__, exc
             )
     return found
+
+
+def left_out(found: Subcommands, sources: Iterable[PluginSource]) -> None:
+    """Add, to what the allowed plugins added, the subcommands of these plugins (built-ins the
+    config leaves out), each refusing in one sentence: `python -m bot history` without the
+    consent plugin says that it needs it, rather than that there is no such command."""
+    for source in sources:
+        theirs = discover([source], ())
+        for subcommand in theirs.all():
+            if subcommand.name not in found:
+                found.add(_refusing(subcommand, source.module), owner=source.module)
+
+
+def _refusing(subcommand: Subcommand, module: str) -> Subcommand:
+    async def refuse(args: argparse.Namespace, services: Services) -> int:
+        raise PluginError(
+            f"`python -m bot {subcommand.name}` comes with the plugin {module}, which this "
+            "config's plugins.enabled leaves out; add it back to use it."
+        )
+
+    def any_arguments(parser: argparse.ArgumentParser) -> None:
+        parser.add_argument("arguments", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
+
+    return Subcommand(subcommand.name, f"(off: needs {module})", refuse, any_arguments)

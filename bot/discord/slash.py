@@ -11,12 +11,12 @@ enforce bounds) and replies with the text. Failures are told as a cog's are (`re
 from __future__ import annotations
 
 import inspect
-from typing import Any, Literal, Optional, cast
+from typing import Any, Literal, Optional, Union, cast
 
 import discord
 from discord import app_commands
 
-from bot.core.commands import Command, CommandGroup, Entry, Option
+from bot.core.commands import Channel, Command, CommandGroup, Entry, Option
 from bot.core.context import Context, invoke
 from bot.core.services import Services
 from bot.discord.interactions import channel_of, check_manage_channels, reply, report_failure
@@ -33,10 +33,28 @@ def bounds(option: Option) -> tuple[int | float | None, int | float | None]:
     return low, high
 
 
+#: discord.py's channel classes by Discord's channel type (a union of them limits an option).
+CHANNEL_CLASSES: dict[int, type[Any]] = {
+    0: discord.TextChannel,
+    2: discord.VoiceChannel,
+    4: discord.CategoryChannel,
+    5: discord.TextChannel,  # announcement channels are text channels to discord.py
+    10: discord.Thread,
+    11: discord.Thread,
+    12: discord.Thread,
+    13: discord.StageChannel,
+    15: discord.ForumChannel,
+    16: discord.ForumChannel,  # media channels are forums to discord.py
+}
+
+
 def annotation(option: Option) -> Any:
     """The type discord.py turns into the option's schema."""
     tp: Any = option.type
-    if option.choices:
+    if option.type is Channel:
+        classes = tuple(dict.fromkeys(CHANNEL_CLASSES[t] for t in option.channel_types))
+        tp = Union[classes] if classes else discord.abc.GuildChannel  # noqa: UP007
+    elif option.choices:
         tp = cast(Any, Literal)[option.choices]
     elif option.min is not None or option.max is not None:
         tp = app_commands.Range[(option.type, *bounds(option))]
@@ -59,8 +77,12 @@ def slash_command(command: Command, services: Services) -> app_commands.Command[
     """The slash command for a declared command with a handler (its failures are told by its
     group, or by its own `on_error` when it stands alone: see `build`)."""
 
+    channels = {o.name for o in command.options if o.type is Channel}
+
     async def callback(interaction: discord.Interaction, **options: Any) -> None:
         ctx = Context(services, channel_of(interaction), interaction.guild_id, interaction.user.id)
+        for name in channels & {k for k, v in options.items() if v is not None}:
+            options[name] = Channel(options[name].id)
         await reply(interaction, await invoke(command, ctx, options), ephemeral=command.ephemeral)
 
     callback.__signature__ = signature(command)  # type: ignore[attr-defined]
