@@ -76,6 +76,7 @@ DEFAULT_PLUGINS = (
     "bot.plugins.channel_settings",
     "bot.plugins.model",
     "bot.plugins.admin",
+    "bot.plugins.consent",
 )
 TOKEN_ENV = "DISCORD_TOKEN"
 #: Discord's rule: at most one IDENTIFY per rate-limit bucket in this many seconds.

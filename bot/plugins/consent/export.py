@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import discord
 from discord.http import HTTPClient, Route
 
@@ -45,8 +46,9 @@ MEMBERS_PAGE = 1000
 MESSAGE_CONTENT_FLAGS = (1 << 18) | (1 << 19)
 SERVER_MEMBERS_FLAGS = (1 << 14) | (1 << 15)
 
-TEXT, ANNOUNCEMENT, FORUM = 0, 5, 15
-EXPORTABLE_TYPES = {TEXT: "text", ANNOUNCEMENT: "announcement", FORUM: "forum"}
+TEXT, ANNOUNCEMENT, FORUM, MEDIA = 0, 5, 15, 16
+EXPORTABLE_TYPES = {TEXT, ANNOUNCEMENT, FORUM, MEDIA}
+POSTS_ONLY = {FORUM, MEDIA}  # their messages are in their posts (threads)
 
 NO_MESSAGE_CONTENT = (
     "The bot's application does not have the Message Content intent, so Discord sends other "
@@ -113,7 +115,8 @@ class Held:
 
 async def export_history(http: HTTPClient, request: ExportRequest, echo: Echo) -> ExportResult:
     """Export the request's channels into its directory; progress goes to `echo`, a line per
-    channel. Raises ExportError before writing anything when the export cannot be done."""
+    channel. Raises ExportError before writing anything when the export cannot be done; a
+    channel that cannot be read is reported (`ExportResult.problems`) and the others go on."""
     started = time.monotonic()
     flags = await _application_flags(http)
     if not flags & MESSAGE_CONTENT_FLAGS:
@@ -142,7 +145,7 @@ async def export_history(http: HTTPClient, request: ExportRequest, echo: Echo) -
             problem = "not a text, announcement or forum channel"
             result.channels.append(_skipped(echo, label, problem))
             continue
-        if kind != FORUM:
+        if kind not in POSTS_ONLY:
             result.channels.append(
                 await _export_channel(http, request, directory, channel, held, label, echo)
             )
@@ -271,7 +274,7 @@ async def _export_channel(
                     part.append(converted)
                     result.messages += 1
             flush(everything=False)
-    except discord.HTTPException as exc:
+    except (discord.HTTPException, aiohttp.ClientError, TimeoutError) as exc:
         flush(everything=True)  # what was read is kept: the next run goes on after it
         result.problem = _cannot_read(exc)
         echo(f"{label}: stopped after {result.messages:,} messages: {result.problem}")
@@ -346,11 +349,14 @@ def file_base(directory: Directory, channel: JSON) -> str:
 
 
 def write_atomically(path: Path, data: JSON) -> None:
+    """The whole file or none of it: written beside, then renamed over."""
     staged = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
         with staged.open("w", encoding="utf-8") as out:
             json.dump(data, out, ensure_ascii=False, indent=2)
         os.replace(staged, path)
+    except OSError as exc:
+        raise ExportError(f"Cannot write {path}: {exc.strerror or exc}.") from exc
     finally:
         staged.unlink(missing_ok=True)
 
@@ -366,11 +372,13 @@ async def _call(request: Any, what: str) -> Any:
     """Discord's answer, or ExportError naming what could not be read."""
     try:
         return await request
-    except discord.HTTPException as exc:
+    except (discord.HTTPException, aiohttp.ClientError, TimeoutError) as exc:
         raise ExportError(f"Cannot read {what}: {_cannot_read(exc)}; nothing was written.") from exc
 
 
-def _cannot_read(exc: discord.HTTPException) -> str:
+def _cannot_read(exc: Exception) -> str:
+    if not isinstance(exc, discord.HTTPException):
+        return f"lost the connection to Discord ({type(exc).__name__})"
     reason = f"Discord answered {exc.status} {exc.text or type(exc).__name__}".rstrip()
     if isinstance(exc, discord.Forbidden):
         return f"{reason} (the bot needs View Channel and Read Message History there)"

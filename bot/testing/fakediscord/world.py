@@ -64,6 +64,7 @@ class ChannelType:
     """Channel type numbers (https://discord.com/developers/docs/resources/channel)."""
 
     TEXT = 0
+    VOICE = 2
     CATEGORY = 4
     ANNOUNCEMENT = 5
     ANNOUNCEMENT_THREAD = 10
@@ -352,6 +353,8 @@ class FakeGuild:
                 "locked": False,
                 "create_timestamp": JOINED_AT,
             }
+        elif channel.type == ChannelType.VOICE:
+            data.update(bitrate=64000, user_limit=0, rtc_region=None, video_quality_mode=1)
         elif channel.type == ChannelType.FORUM:
             data.update(available_tags=[], default_reaction_emoji=None, default_sort_order=None)
             data.update(default_forum_layout=0, default_thread_rate_limit_per_user=0)

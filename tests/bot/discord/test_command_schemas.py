@@ -10,15 +10,15 @@ from typing import Any
 
 import pytest
 
-from bot.api import Command, CommandGroup, Option
+from bot.api import Channel, Command, CommandError, CommandGroup, Option
 from bot.config import load_config
 from bot.discord.app import CharBot
 from bot.runtime import assemble
 from bot.settings import SettingsRegistry
 from bot.stores import MemorySettingsStore
 
-#: Discord's option types: string, integer, number.
-OPTION_TYPES = {str: 3, int: 4, float: 10}
+#: Discord's option types: string, integer, channel, number.
+OPTION_TYPES = {str: 3, int: 4, Channel: 7, float: 10}
 
 
 @pytest.fixture
@@ -54,6 +54,8 @@ def declared_option(option: Option) -> dict[str, Any]:
             schema[f"{bound}_{prefix}"] = value
     if option.suggest is not None:
         schema["autocomplete"] = True
+    if option.channel_types:
+        schema["channel_types"] = sorted(option.channel_types)
     return schema
 
 
@@ -76,6 +78,8 @@ def shown(schema: dict[str, Any]) -> dict[str, Any]:
         kept["required"] = option.get("required", False)
         if option.get("autocomplete"):
             kept["autocomplete"] = True
+        if option.get("channel_types"):
+            kept["channel_types"] = sorted(option["channel_types"])
         options.append(kept)
     return {"name": schema["name"], "description": schema["description"], "options": options}
 
@@ -83,7 +87,7 @@ def shown(schema: dict[str, Any]) -> dict[str, Any]:
 async def test_every_declared_command_is_on_discord_as_declared(bot: CharBot) -> None:
     entries = bot.services.commands.entries()
     names = {entry.name for entry in entries}
-    assert {"temperature", "settings", "model", "complete", "admin", "markov"} <= names
+    assert {"temperature", "settings", "model", "complete", "admin", "markov", "training"} <= names
     for entry in entries:
         app_command = bot.tree.get_command(entry.name)
         assert app_command is not None, f"/{entry.name} is declared but not on Discord"
@@ -117,3 +121,14 @@ async def test_an_unloaded_plugin_takes_its_commands_along(bot: CharBot) -> None
     assert bot.tree.get_command("temperature") is not None
     await bot.reload_plugin("model")
     assert bot.tree.get_command("model") is not None
+
+
+def test_a_channel_option_takes_a_channel_id() -> None:
+    option = Option("channel", Channel, "A channel", channel_types=(0, 15))
+    assert option.check(123) == Channel(123) and isinstance(option.check(123), Channel)
+    assert option.parse("<#456>") == 456 and option.parse("789") == 789
+    for bad in (True, 0, "123", 1.5):
+        with pytest.raises(CommandError, match="The channel must be a channel"):
+            option.check(bad)
+    with pytest.raises(CommandError, match="got 'general'"):
+        option.parse("general")

@@ -22,7 +22,7 @@ from bot.plugins.consent.export import (
     export_history,
 )
 from bot.testing import FakeDiscord, Intent
-from tests.bot.consent.history import (
+from tests.bot.plugins.consent.history import (
     CHATTY,
     CHATTY_NICK,
     QUIET,
