@@ -78,6 +78,8 @@ DEFAULT_PLUGINS = (
     "bot.plugins.admin",
     "bot.plugins.consent",
 )
+#: Built-in plugin modules that moved: a config still naming the old one is told the new name.
+RENAMED_PLUGINS = {"bot.plugins.models": "bot.plugins.model"}
 TOKEN_ENV = "DISCORD_TOKEN"
 #: Discord's rule: at most one IDENTIFY per rate-limit bucket in this many seconds.
 IDENTIFY_SPACING_SECONDS = 5.0
@@ -148,6 +150,8 @@ _MODULE = re.compile(r"^[A-Za-z_]\w*(\.[A-Za-z_]\w*)*$")
 
 
 def _modules(v: tuple[str, ...]) -> str | None:
+    if renamed := [m for m in v if m in RENAMED_PLUGINS]:
+        return f"names {renamed[0]}, renamed to {RENAMED_PLUGINS[renamed[0]]}: use the new name"
     bad = [m for m in v if not _MODULE.match(m)]
     return (
         f"must hold Python module names (like bot.plugins.admin), not {bad[0]!r}" if bad else None

@@ -11,17 +11,6 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGES = ("bot", "exporter", "models")
 
-#: Cycles not removed yet, each listed until its fix lands (then deleted here): a cycle is let
-#: through when every module in it starts with one of an entry's prefixes.
-NOT_YET_FIXED = (
-    # The test Discord server's route modules name the server in type hints (type-only).
-    ("bot.testing.fakediscord.",),
-)
-
-
-def not_yet_fixed(cycle: set[str]) -> bool:
-    return any(all(m.startswith(prefixes) for m in cycle) for prefixes in NOT_YET_FIXED)
-
 
 def module_name(path: Path, root: Path = ROOT) -> str:
     parts = path.relative_to(root).with_suffix("").parts
@@ -96,7 +85,7 @@ def test_no_module_import_cycle() -> None:
         name: {target for target in imported(path, modules) if target in modules}
         for name, path in modules.items()
     }
-    found = [c for c in cycles(graph) if not not_yet_fixed(c)]
+    found = list(cycles(graph))
     assert found == [], f"import cycles: {found}"
 
 

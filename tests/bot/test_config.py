@@ -340,6 +340,10 @@ def test_section_that_is_not_a_table(tmp_path: Path) -> None:
         ),
         ('[plugins]\nenabled = ["a", 3]\n', r"plugins\.enabled\[1\] must be a string, not 3"),
         ('[plugins]\nenabled = ["bot/plugins/x.py"]\n', r"must hold Python module names"),
+        (
+            '[plugins]\nenabled = ["bot.plugins.models"]\n',
+            r"plugins\.enabled names bot\.plugins\.models, renamed to bot\.plugins\.model",
+        ),
         ('[engine]\nprovider = "tpu"\n', r"engine\.provider must be one of 'auto', 'cuda', 'cpu'"),
         ("[generation]\ntop_p = 0\n", r"generation\.top_p must be above 0 and at most 1"),
         ("[generation]\ntemperature = -0.5\n", r"generation\.temperature must be from 0 to 2"),

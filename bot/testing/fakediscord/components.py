@@ -17,18 +17,15 @@ component is on, or DEFERRED_UPDATE_MESSAGE (6), which edits nothing yet; either
 from __future__ import annotations
 
 import copy
-from typing import TYPE_CHECKING
 
 from aiohttp import web
 
 from .commands import CommandNotRegistered, InvalidOption, InvocationError
 from .envelope import interaction_payload
 from .records import InteractionHandle, RecordedMessage
+from .surface import Server
 from .wire import JSON, form_error
 from .world import FakeUser
-
-if TYPE_CHECKING:
-    from .server import FakeDiscord
 
 APPLICATION_COMMAND_INTERACTION, MESSAGE_COMPONENT_INTERACTION = 2, 3
 MESSAGE_COMMAND = 3  # an application command's type: the message context menu
@@ -140,7 +137,7 @@ def buttons_of(message: RecordedMessage) -> list[JSON]:
 
 
 def _handle(
-    server: FakeDiscord, payload: JSON, *, name: str, user: FakeUser, message_id: int | None
+    server: Server, payload: JSON, *, name: str, user: FakeUser, message_id: int | None
 ) -> InteractionHandle:
     return InteractionHandle(
         id=int(payload["id"]),
@@ -157,7 +154,7 @@ def _handle(
     )
 
 
-def _visible_message(server: FakeDiscord, message_id: int, user: FakeUser) -> RecordedMessage:
+def _visible_message(server: Server, message_id: int, user: FakeUser) -> RecordedMessage:
     message = server.messages.get(message_id)
     if message is None or message.deleted:
         raise InvocationError(f"there is no message {message_id} to act on")
@@ -171,7 +168,7 @@ def _visible_message(server: FakeDiscord, message_id: int, user: FakeUser) -> Re
 
 
 def press_interaction(
-    server: FakeDiscord,
+    server: Server,
     message_id: int,
     *,
     label: str | None = None,
@@ -213,13 +210,13 @@ def press_interaction(
 
 
 def message_command_interaction(
-    server: FakeDiscord, name: str, message_id: int, *, user: FakeUser
+    server: Server, name: str, message_id: int, *, user: FakeUser
 ) -> InteractionHandle:
     """A user's choice of the message context-menu command ``name`` on a message."""
     message = _visible_message(server, message_id, user)
     guild = server.rest.channel_guild(message.channel_id)
     command, scope = _find_message_command(server, name, guild.id)
-    server._check_visible(command, user, message.channel_id)
+    server.check_visible(command, user, message.channel_id)
     data: JSON = {
         "id": command["id"],
         "name": command["name"],
@@ -239,7 +236,7 @@ def message_command_interaction(
     return _handle(server, payload, name=name, user=user, message_id=None)
 
 
-def _find_message_command(server: FakeDiscord, name: str, guild_id: int) -> tuple[JSON, int | None]:
+def _find_message_command(server: Server, name: str, guild_id: int) -> tuple[JSON, int | None]:
     for scope in (guild_id, None):
         for command in server.commands.commands_in(scope):
             if command["name"] == name and command["type"] == MESSAGE_COMMAND:

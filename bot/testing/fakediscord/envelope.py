@@ -4,18 +4,15 @@ channel: slash commands, context menus and component presses share it."""
 from __future__ import annotations
 
 import secrets
-from typing import TYPE_CHECKING
 
 from .commands import InvocationError
+from .surface import Server
 from .wire import JSON
 from .world import FakeUser
 
-if TYPE_CHECKING:
-    from .server import FakeDiscord
-
 
 def interaction_payload(
-    server: FakeDiscord,
+    server: Server,
     *,
     kind: int,
     data: JSON,

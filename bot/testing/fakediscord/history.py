@@ -16,13 +16,10 @@ from __future__ import annotations
 import datetime
 import random
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
 
 from .records import RecordedMessage
+from .surface import Server
 from .world import FakeUser
-
-if TYPE_CHECKING:
-    from .server import FakeDiscord
 
 GUILD_MEMBER_JOIN = 7
 
@@ -38,7 +35,7 @@ _FLAVOUR = ("", "", "", " café", " 日本語", " 🎉", " naïve", " ça va?", 
 
 
 def seed_history(
-    server: FakeDiscord,
+    server: Server,
     channel_id: int,
     count: int,
     *,

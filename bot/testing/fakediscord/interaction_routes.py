@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import TYPE_CHECKING
 
 from aiohttp import web
 
@@ -33,11 +32,8 @@ from .records import (
     Reply,
     ReplyKind,
 )
+from .surface import MessageRoutes, Server
 from .wire import JSON, Call, error_reply, form_error, json_reply, no_content
-
-if TYPE_CHECKING:
-    from .rest import RestApi
-    from .server import FakeDiscord
 
 log = logging.getLogger(__name__)
 
@@ -49,7 +45,7 @@ def _truthy(value: str | None) -> bool:
 
 
 class InteractionRoutes:
-    def __init__(self, server: FakeDiscord, rest: RestApi) -> None:
+    def __init__(self, server: Server, rest: MessageRoutes) -> None:
         self.s = server
         self.rest = rest
 

@@ -15,7 +15,6 @@ import time
 import zlib
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 from aiohttp import web
 
@@ -38,11 +37,9 @@ from .records import (
     RecordedMessage,
     RecordedRequest,
 )
+from .surface import Server
 from .wire import JSON, Body, Call, error_reply, form_error, json_reply, no_content, read_body
 from .world import ChannelType, FakeChannel, FakeGuild, FakeUser, Intent, Perm, application_flags
-
-if TYPE_CHECKING:
-    from .server import FakeDiscord
 
 log = logging.getLogger(__name__)
 
@@ -73,7 +70,7 @@ def _compile(template: str) -> re.Pattern[str]:
 
 
 class RestApi:
-    def __init__(self, server: FakeDiscord) -> None:
+    def __init__(self, server: Server) -> None:
         self.s = server
         self.routes: list[Route] = []
         r = self._route

@@ -339,7 +339,7 @@ class FakeDiscord:
         """Pretend these commands were synced earlier (for bots that don't sync on start)."""
         self.commands.put(guild_id, commands)
 
-    def _check_visible(self, command: JSON, user: FakeUser, channel_id: int) -> int:
+    def check_visible(self, command: JSON, user: FakeUser, channel_id: int) -> int:
         """Discord hides commands a user may not use; return the user's channel permissions."""
         guild = self.world.guild_of_channel(channel_id)
         assert guild is not None
@@ -395,7 +395,7 @@ class FakeDiscord:
         if member is None or channel is None:
             raise InvocationError(f"{user.username} / channel {channel_id} is not in the guild")
         command, scope = self.commands.find(parts[0], guild.id)
-        self._check_visible(command, user, channel_id)
+        self.check_visible(command, user, channel_id)
         data = build_command_data(
             command,
             parts[1:],
