@@ -103,7 +103,11 @@ def served(tiny_onnx: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterato
     port, metrics_port = free_port(), free_port()
     # Ray's metrics agent reports every 10 s by default; the metrics test would wait for it.
     os.environ["RAY_metrics_report_interval_ms"] = "500"  # noqa: SIM112 (Ray spells it so)
+    # "local": a new instance. Without it ray.init joins the cluster named in Ray's shared
+    # /tmp/ray/ray_current_cluster (the last one any process on this machine started), or
+    # refuses to, since num_cpus is given.
     context = ray.init(
+        address="local",
         num_cpus=4,  # logical: a replica reserves one per model, and Serve may start another
         include_dashboard=False,
         object_store_memory=OBJECT_STORE_BYTES,

@@ -105,8 +105,18 @@ async def scenario(cluster: Cluster, worker: Any, port: int) -> dict[str, Any]:
     }
 
 
-def alive_nodes() -> list[str]:
-    return sorted(n["NodeID"] for n in ray.nodes() if n["Alive"])  # type: ignore[no-untyped-call]
+def alive_nodes() -> list[dict[str, str]]:
+    """The alive nodes: their ids, addresses and raylets (whose socket names the session)."""
+    alive = [n for n in ray.nodes() if n["Alive"]]  # type: ignore[no-untyped-call]
+    described = [
+        {
+            "id": n["NodeID"],
+            "address": f"{n['NodeManagerAddress']}:{n['NodeManagerPort']}",
+            "raylet": n["RayletSocketName"],
+        }
+        for n in alive
+    ]
+    return sorted(described, key=lambda n: n["id"])
 
 
 def main(tiny: Path, wide: Path, port: int) -> dict[str, Any]:
@@ -118,7 +128,7 @@ def main(tiny: Path, wide: Path, port: int) -> dict[str, Any]:
     try:
         cluster.wait_for_nodes()
         ray.init(address=cluster.address, log_to_driver=False)
-        all_nodes = alive_nodes()
+        all_nodes = [n["id"] for n in alive_nodes()]
         http = {"host": "127.0.0.1", "port": port, "location": "HeadOnly"}
         serve.start(http_options=http, logging_config=LOGGING)
         models = [
