@@ -396,10 +396,15 @@ class Gateway:
     def connected(self) -> list[Session]:
         return [s for s in self.live_sessions() if s.ws is not None and not s.ws.closed]
 
-    async def drop(self, code: int | None) -> int:
-        """Close every session's socket (``code``) or cut its TCP connection (``None``)."""
+    def connected_shard(self, shard_id: int | None) -> list[Session]:
+        """The connected sessions, or only the one holding ``shard_id``."""
+        return [s for s in self.connected() if shard_id is None or s.shard_id == shard_id]
+
+    async def drop(self, code: int | None, shard_id: int | None = None) -> int:
+        """Close every session's socket (``code``) or cut its TCP connection (``None``); only
+        the session of ``shard_id`` when given."""
         dropped = 0
-        for session in self.connected():
+        for session in self.connected_shard(shard_id):
             ws, transport = session.ws, session.transport
             if code is None:
                 if transport is not None:
@@ -414,11 +419,12 @@ class Gateway:
             dropped += 1
         return dropped
 
-    async def send_op(self, op: int, data: Any) -> None:
-        """Send a non-dispatch op (e.g. RECONNECT, INVALID_SESSION) to connected sessions."""
-        for session in self.connected():
-            assert session.ws is not None
-            await self._send(session.ws, {"op": op, "d": data})
+    async def send_op(self, op: int, data: Any, sessions: list[Session] | None = None) -> None:
+        """Send a non-dispatch op (e.g. RECONNECT, INVALID_SESSION) to connected sessions (to
+        ``sessions`` when given: an invalidated session is no longer live, yet must hear it)."""
+        for session in self.connected() if sessions is None else sessions:
+            if session.ws is not None and not session.ws.closed:
+                await self._send(session.ws, {"op": op, "d": data})
 
     async def close_all(self) -> None:
         self.accepting.set()  # held connections go on, to be closed below

@@ -296,15 +296,21 @@ class FakeDiscord:
         handle.expired = True
 
     async def drop_gateway(
-        self, *, code: int | None = UNKNOWN_ERROR, wait_resume: bool = True, timeout: float = 5.0
+        self,
+        *,
+        code: int | None = UNKNOWN_ERROR,
+        wait_resume: bool = True,
+        timeout: float = 5.0,
+        shard_id: int | None = None,
     ) -> None:
         """Close the bot's gateway socket (``code``) or cut TCP (``None``); wait for RESUME.
+        ``shard_id``: only that shard's connection (default: every connection).
 
         4000 (default) and a cut connection are resumable; 4004 and 4010-4014 are fatal to
         discord.py, so pass ``wait_resume=False`` for those.
         """
         before = self.gateway.resume_count
-        if not await self.gateway.drop(code):
+        if not await self.gateway.drop(code, shard_id):
             raise RuntimeError("drop_gateway: no bot is connected to the gateway")
         if wait_resume:
             await self.wait_until(
@@ -325,13 +331,16 @@ class FakeDiscord:
         """Send op 7 RECONNECT, as Discord does before moving a session."""
         await self.gateway.send_op(RECONNECT, None)
 
-    async def invalidate_session(self, *, resumable: bool = False) -> None:
-        """Send op 9; with ``resumable=False`` the client must IDENTIFY again (discord.py
-        sleeps 5 s in ``before_identify_hook`` first)."""
+    async def invalidate_session(
+        self, *, resumable: bool = False, shard_id: int | None = None
+    ) -> None:
+        """Send op 9 (to ``shard_id``'s session only, when given); with ``resumable=False`` the
+        client must IDENTIFY again (discord.py sleeps 5 s in ``before_identify_hook`` first)."""
+        sessions = self.gateway.connected_shard(shard_id)
         if not resumable:
-            for session in self.gateway.live_sessions():
+            for session in sessions:
                 session.ended = True
-        await self.gateway.send_op(INVALID_SESSION, resumable)
+        await self.gateway.send_op(INVALID_SESSION, resumable, sessions)
 
     # -- driving the bot ------------------------------------------------------------------
 

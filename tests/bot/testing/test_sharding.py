@@ -157,3 +157,35 @@ async def test_two_sharded_clients_each_answer_only_their_guilds(
     assert sorted(buckets) == [(0, 0), (1, 1), (2, 0), (3, 1)]
     assert sorted(len(t) for t in server.identify_times().values()) == [2, 2]
     server.assert_no_unknown_requests()
+
+
+async def test_one_shard_dropped_resumes_and_one_invalidated_identifies_alone(
+    sharded_discord: FakeDiscord,
+) -> None:
+    """`drop_gateway(shard_id=...)` and `invalidate_session(shard_id=...)` touch that shard's
+    session only: the others keep theirs, and every guild is answered afterwards."""
+    server = sharded_discord
+    client = ShardedEcho([0, 1, 2, 3])
+    async with running_client(client, server):
+        await client.tree.sync()
+        sessions = {s.shard_id: s.id for s in server.gateway.connected()}
+        await server.drop_gateway(shard_id=2)  # waits for the RESUME
+        assert server.resume_count == 1
+        assert {s.shard_id: s.id for s in server.gateway.connected()} == sessions
+
+        before = len(server.identifies)
+        await server.invalidate_session(shard_id=3)
+        await server.wait_until(
+            lambda: len(server.identifies) > before and len(server.gateway.connected()) == SHARDS,
+            timeout=10,
+            what="shard 3 to identify again",
+        )
+        assert [i.shard_id for i in server.identifies[before:]] == [3]
+        now = {s.shard_id: s.id for s in server.gateway.connected()}
+        assert {k: v for k, v in now.items() if k != 3} == {
+            k: v for k, v in sessions.items() if k != 3
+        }
+        assert now[3] != sessions[3]
+        for guild in server.world.guilds:
+            ia = await server.invoke_command("where", channel_id=guild.channels[0].id)
+            assert (await ia.wait_response()).content == f"shard {shard_of(guild.id, SHARDS)}"
