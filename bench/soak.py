@@ -37,7 +37,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import contextlib
 
 from bench.common import write_json
-from bench.soaking import checks, faults, report
+from bench.soaking import checks, faults, ledger, report
 from bench.soaking.ledger import Judge
 from bench.soaking.load import Load
 from bench.soaking.topology import SERVED_MODEL, Deployment, Topology
@@ -110,18 +110,14 @@ async def setup(load: Load, served: bool) -> None:
     raise RuntimeError(f"the served model did not answer in {SETUP_TIMEOUT:g} s")
 
 
-async def drain(load: Load, judge: Judge) -> None:
-    """Until every request sent has an outcome or cannot have one (undelivered, in flight on a
-    killed process), or DRAIN_TIMEOUT."""
+async def drain(load: Load, judge: Judge, injected: Sequence[faults.Fault]) -> None:
+    """Until every request sent has an outcome or cannot have one (in flight on a killed
+    process, sent while its shard was down, refused as too late), or DRAIN_TIMEOUT."""
     deadline = time.monotonic() + DRAIN_TIMEOUT
     while time.monotonic() < deadline:
-        judge.forget()
-        waiting = 0
-        for request in load.requests:
-            judge.judge(request)
-            if request.status == "unanswered" and not request.undelivered:
-                waiting += request.killed_by is None and not judge.too_late(request)
-        if not waiting:
+        judge.judge_open(load.requests)
+        checks.explain(load.requests, injected, judge)
+        if not any(r.reason == ledger.UNEXPLAINED for r in load.requests):
             return
         await asyncio.sleep(1.0)
 
@@ -179,7 +175,7 @@ async def soak(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
             fault_task.cancel()
         await asyncio.gather(fault_task, return_exceptions=True)
         load_to = clock()
-        await drain(load, judge)
+        await drain(load, judge, injector.faults)
         await injector.check_processes()
         judge.forget()
         for request in load.requests:
@@ -188,7 +184,7 @@ async def soak(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
         checks.recover(injector.faults, load.requests)
         stored = await asyncio.to_thread(checks.read_back, deployment.database.url)
         settings = checks.check_settings(load.requests, stored)
-        buttons = checks.check_buttons(deployment.server, load.requests, stored)
+        buttons = checks.check_buttons(deployment.server, injector.faults, stored)
         internal = list(deployment.server.internal_errors)
     finally:
         stop_sampling.set()

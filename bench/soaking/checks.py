@@ -131,14 +131,14 @@ class ButtonsCheck:
 
 
 def check_buttons(
-    server: FakeDiscord, requests: Sequence[Request], stored: dict[str, Any]
+    server: FakeDiscord, faults: Sequence[Fault], stored: dict[str, Any]
 ) -> ButtonsCheck:
     records = {
         str(i): (json.loads(data), int(version))
         for kind, i, data, version, _ in stored["records"]
         if kind == RECORD_KIND
     }
-    killed = {r.message_id for r in requests if r.killed_by is not None and r.press}
+    killed = {message for fault in faults for message in fault.presses}
     result = ButtonsCheck()
     for message in server.sent_messages:
         shown = buttons_of(message)

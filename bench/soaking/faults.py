@@ -26,6 +26,7 @@ STORM_ROUTE = "/webhooks/*"  # interaction followups and edits: every deferred a
 STORM_RETRY_AFTER = 0.5
 RESTART_TIMEOUT = 180.0  # seconds for a restarted process's shards to identify again
 EXIT_TIMEOUT = 60.0  # seconds a SIGTERM'd process has to drain and exit
+PRESS_TAIL = 2.0  # seconds a press goes on after its answer shows (releasing its record)
 
 
 @dataclass
@@ -38,6 +39,9 @@ class Fault:
     done_at: float | None = None
     down: dict[int, tuple[float, float | None]] = field(default_factory=dict)  # shard: window
     note: str = ""
+    #: Messages a press was working on when the fault killed its process (its buttons may stay
+    #: disabled, its record held: the press was cut between its steps).
+    presses: set[int] = field(default_factory=set)
     recovery: float | None = None  # seconds to the first answer on its path (set by the report)
 
 
@@ -111,17 +115,22 @@ class Faults:
 
     # -- the kinds ----------------------------------------------------------------------------
 
-    def in_flight(self, fault: Fault, shards: Sequence[int], unacknowledged_only: bool) -> None:
+    def in_flight(self, fault: Fault, shards: Sequence[int], drains: bool) -> None:
         """Mark the requests on `shards` still unanswered now as in flight on the process the
-        fault stops (a SIGTERM'd one drains what it began: there, only those not begun)."""
+        fault stops (one that `drains`, SIGTERM'd, must finish what it began: there, only those
+        not begun)."""
         self.judge.forget()
         for request in self.requests:
             if request.shard not in shards or request.killed_by is not None or request.undelivered:
                 continue
             self.judge.judge(request)
+            # A Continue's reply comes before its record is released: cut just after it.
+            recent = request.done_at is None or request.done_at >= fault.at - PRESS_TAIL
+            if request.press and request.message_id is not None and recent and not drains:
+                fault.presses.add(request.message_id)
             if request.status != "unanswered":
                 continue
-            if unacknowledged_only and self.judge.acknowledged(request):
+            if drains and self.judge.acknowledged(request):
                 continue
             request.killed_by = fault.index
 
@@ -155,7 +164,7 @@ class Faults:
         shards = tuple(self.deployment.topology.shard_ids(index))
         fault.target, fault.shards = bot.name, shards
         fault.down = {s: (fault.at, None) for s in shards}
-        self.in_flight(fault, shards, unacknowledged_only=not kill)
+        self.in_flight(fault, shards, drains=not kill)
         if kill:
             await bot.kill()
         else:

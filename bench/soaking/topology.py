@@ -252,8 +252,7 @@ class ModelServer:
         return f"http://127.0.0.1:{self.port}/v1"
 
     def start_ray(self) -> str:
-        """A local Ray cluster with this process as its driver; its GCS address (blocking: call
-        in a thread)."""
+        """A local Ray cluster with this process as its driver; its GCS address."""
         import ray
 
         from bot.serving.cli import OBJECT_STORE_BYTES
@@ -347,12 +346,14 @@ class Deployment:
         self.bots: list[BotProcess] = []
 
     async def start(self) -> None:
-        await self.server.start()
-        await self.database.create()
         serving: asyncio.Task[None] | None = None
         if self.model_server is not None:
-            # Ray and Serve take the longest: they start while the bots do.
-            serving = asyncio.create_task(self._start_model_server())
+            # Ray in this thread (ray.init installs signal handlers: the main thread's job),
+            # then the model server, the slowest part, comes up while the bots do.
+            self.model_server.start(self.model_server.start_ray())
+            serving = asyncio.create_task(self.model_server.wait_serving())
+        await self.server.start()
+        await self.database.create()
         port = self.model_server.port if self.model_server is not None else None
         config = bot_config(self.workdir / "charbot.toml", self.world, self.model, port)
         env = {
@@ -379,12 +380,6 @@ class Deployment:
         if serving is not None:
             await serving
 
-    async def _start_model_server(self) -> None:
-        assert self.model_server is not None
-        address = await asyncio.to_thread(self.model_server.start_ray)
-        self.model_server.start(address)
-        await self.model_server.wait_serving()
-
     def shards_connected(self) -> set[int]:
         return {s.shard_id for s in self.server.gateway.connected()}
 
@@ -410,7 +405,7 @@ class Deployment:
                 await bot.kill()
         if self.model_server is not None:
             with contextlib.suppress(Exception):
-                await asyncio.to_thread(self.model_server.stop)
+                self.model_server.stop()
         with contextlib.suppress(Exception):
             await self.database.drop()
         with contextlib.suppress(Exception):
