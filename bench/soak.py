@@ -48,6 +48,7 @@ SETUP_TIMEOUT = 120.0  # seconds for the served model to answer once before the 
 SETTLE_TIMEOUT = 120.0  # seconds the load goes on after the duration, until every fault recovered
 DRAIN_TIMEOUT = 60.0  # seconds to wait for the last answers once the load stopped
 LOAD_SAMPLE = 10.0  # seconds between samples of the load average
+END_PRESSES = 5  # pressable messages pressed once the load stopped
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -185,6 +186,7 @@ async def soak(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
         stored = await asyncio.to_thread(checks.read_back, deployment.database.url)
         settings = checks.check_settings(load.requests, stored)
         buttons = checks.check_buttons(deployment.server, injector.faults, stored)
+        await checks.press_at_end(deployment.server, buttons, END_PRESSES)
         internal = list(deployment.server.internal_errors)
     finally:
         stop_sampling.set()

@@ -3,6 +3,7 @@ wrote read back from a fresh process, the buttons still pressable, each fault re
 
 from __future__ import annotations
 
+import contextlib
 import json
 import subprocess
 import sys
@@ -15,9 +16,10 @@ from bench.soaking import ledger
 from bench.soaking.faults import DATABASE, RATE_LIMIT, REPLICA, Fault
 from bench.soaking.ledger import Judge, Request
 from bench.soaking.topology import REPO, SERVED_MODEL
-from bot.testing import FakeDiscord, buttons_of
+from bot.testing import FakeDiscord, InvocationError, buttons_of
 
 READ_BACK_TIMEOUT = 120.0
+END_PRESS_TIMEOUT = 60.0
 RECORD_KIND = "completion"  # bot/core/records.py's kind of record
 
 
@@ -128,6 +130,9 @@ class ButtonsCheck:
     stale: int = 0  # older than their record: a press is refused once and heals them
     after_kill: int = 0  # busy or disabled, a press on them killed in flight
     stuck: list[str] = field(default_factory=list)  # busy, disabled or gone, unexplained
+    pressable_ids: list[int] = field(default_factory=list)
+    pressed: int = 0  # pressable ones pressed (Regenerate) once the load stopped
+    pressed_answered: int = 0
 
 
 def check_buttons(
@@ -152,6 +157,7 @@ def check_buttons(
         if record is not None and not disabled and not record[0].get("busy"):
             if record[1] == int(parts[3]):
                 result.pressable += 1
+                result.pressable_ids.append(message.id)
             else:
                 result.stale += 1
         elif message.id in killed and record is not None:
@@ -160,6 +166,29 @@ def check_buttons(
             state = "gone" if record is None else ("busy" if record[0].get("busy") else "disabled")
             result.stuck.append(f"message {message.id} in channel {message.channel_id}: {state}")
     return result
+
+
+async def press_at_end(server: FakeDiscord, buttons: ButtonsCheck, count: int) -> None:
+    """Press Regenerate (as the owner, who may) under the newest `count` pressable messages:
+    each must be answered, the proof that "pressable" means what it says."""
+    handles = []
+    for message_id in buttons.pressable_ids[-count:]:
+        try:
+            handle = await server.press_button(message_id, "Regenerate", user=server.world.owner)
+        except InvocationError:  # its shard has no session: a press not made is not counted
+            continue
+        handles.append(handle)
+    buttons.pressed = len(handles)
+
+    def done() -> bool:
+        return all(any(r.kind == "edit" or r.ephemeral for r in h.replies) for h in handles)
+
+    with contextlib.suppress(TimeoutError):
+        await server.wait_until(done, END_PRESS_TIMEOUT, "the presses at the end")
+    buttons.pressed_answered = sum(
+        any(r.kind == "edit" for r in h.replies) and not any(r.ephemeral for r in h.replies)
+        for h in handles
+    )
 
 
 def read_store(url: str) -> int:

@@ -88,6 +88,7 @@ def summarize(
         "settings_lost": len(settings.lost),
         "faults_not_recovered": sum(f.recovery is None for f in faults),
         "buttons_stuck": len(buttons.stuck),
+        "end_presses_unanswered": buttons.pressed - buttons.pressed_answered,
         "unexpected_exits": len(unexpected_exits),
     }
     return {
@@ -128,6 +129,8 @@ def summarize(
             "held_after_a_kill": buttons.after_kill,
             "stuck": len(buttons.stuck),
             "stuck_detail": buttons.stuck[:20],
+            "pressed_at_end": buttons.pressed,
+            "answered_at_end": buttons.pressed_answered,
         },
         "unexpected_exits": list(unexpected_exits),
         "invariants": invariants,
@@ -203,7 +206,8 @@ def table(summary: dict[str, Any]) -> str:
         f"pairs, read back from a fresh process: {s['lost']} lost",
         f"buttons: {b['messages']} messages with buttons: {b['pressable']} pressable, "
         f"{b['stale']} stale (a press refreshes them), {b['held_after_a_kill']} held by a press "
-        f"killed in flight, {b['stuck']} stuck unexplained",
+        f"killed in flight, {b['stuck']} stuck unexplained; pressed at the end: "
+        f"{b['answered_at_end']} of {b['pressed_at_end']} answered",
         "",
         "invariants: "
         + ", ".join(f"{k} {v}" for k, v in summary["invariants"].items())

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ctypes
 import logging
 import os
 import secrets
@@ -72,15 +73,18 @@ def soak_world(topology: Topology) -> World:
     return world
 
 
+# Looked up here, not in the child: between fork and exec only a call is safe (Ray's threads
+# may hold locks that a lookup would wait on forever).
+_PRCTL = ctypes.CDLL(None).prctl if sys.platform == "linux" else None
+PR_SET_PDEATHSIG = 1
+
+
 def die_with_parent() -> None:
     """In a child before it runs: the kernel kills it when the soak process dies, however it
     dies (SIGKILL included). Forked from the event loop's thread, which lives as long as the run
     (Linux's parent-death signal follows the forking thread)."""
-    if sys.platform == "linux":
-        import ctypes
-
-        pr_set_pdeathsig = 1
-        ctypes.CDLL(None).prctl(pr_set_pdeathsig, signal.SIGKILL)
+    if _PRCTL is not None:
+        _PRCTL(PR_SET_PDEATHSIG, int(signal.SIGKILL))
 
 
 def free_port() -> int:

@@ -58,6 +58,7 @@ def test_a_minute_under_load_and_faults_loses_nothing(
         "settings_lost": 0,
         "faults_not_recovered": 0,
         "buttons_stuck": 0,
+        "end_presses_unanswered": 0,
         "unexpected_exits": 0,
     }, details
     assert summary["ok"] and rc == 0, output[-4000:]
