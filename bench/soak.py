@@ -85,6 +85,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         parser.error(f"unknown fault kind(s) {unknown}; known: {', '.join(faults.KINDS)}")
     if args.shards % args.processes:
         parser.error("--shards must divide evenly among --processes")
+    if args.replicas == 0 and faults.REPLICA in kinds:
+        kinds.remove(faults.REPLICA)  # no model server, no replica to kill
     args.fault_kinds = kinds
     return args
 

@@ -83,7 +83,7 @@ def sentence_kind(text: str) -> str:
     that the same refusal groups together."""
     line = text.strip().splitlines()[0] if text.strip() else ""
     line = re.sub(r"https?://\S+", "<link>", line)
-    line = re.sub(r"'[^']*'|\"[^\"]*\"", "'…'", line)
+    line = re.sub(r"'[\w.:/-]*'|\"[^\"]*\"", "'…'", line)
     line = re.sub(r"\d+(\.\d+)?", "N", line)
     return line[:100]
 
@@ -170,7 +170,7 @@ class Judge:
             request.status, request.done_at = "answered", self.reply_time(answers[-1])
             created = {r.message_id for r in answers if r.kind in ("message", "followup")}
             request.twice = len(created) > 1
-        elif public:  # something else said in public: a refusal all the same
+        elif public and request.kind in SETTING_KINDS:  # said in public, not the confirmation
             request.status, request.sentence = "refused", public[0].content or ""
             request.done_at = self.reply_time(public[0])
 
