@@ -223,7 +223,13 @@ async def soak(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
         },
     }
     summary = report.summarize(
-        load.requests, injector.faults, settings, buttons, injector.unexpected_exits, run
+        load.requests,
+        injector.faults,
+        settings,
+        buttons,
+        injector.unexpected_exits,
+        injector.failed,
+        run,
     )
     if internal:
         summary["invariants"]["fake_discord_internal_errors"] = len(internal)

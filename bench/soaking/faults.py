@@ -74,6 +74,7 @@ class Faults:
         self.loop_start = loop_start
         self.faults: list[Fault] = []
         self.unexpected_exits: list[str] = []
+        self.failed: list[str] = []  # faults that could not be injected as planned
 
     async def run(
         self, kinds: Sequence[str], interval: float, start: float, duration: float
@@ -100,16 +101,20 @@ class Faults:
     async def inject(self, kind: str) -> Fault:
         fault = Fault(len(self.faults), kind, self.clock())
         self.faults.append(fault)
-        if kind in (SIGKILL, SIGTERM):
-            await self.stop_process(fault, kill=kind == SIGKILL)
-        elif kind == DATABASE:
-            await self.database(fault)
-        elif kind == REPLICA:
-            await self.replica(fault)
-        elif kind in (RESUME, REIDENTIFY):
-            await self.gateway(fault, resume=kind == RESUME)
-        elif kind == RATE_LIMIT:
-            await self.storm(fault)
+        try:
+            if kind in (SIGKILL, SIGTERM):
+                await self.stop_process(fault, kill=kind == SIGKILL)
+            elif kind == DATABASE:
+                await self.database(fault)
+            elif kind == REPLICA:
+                await self.replica(fault)
+            elif kind in (RESUME, REIDENTIFY):
+                await self.gateway(fault, resume=kind == RESUME)
+            elif kind == RATE_LIMIT:
+                await self.storm(fault)
+        except Exception as exc:  # the run goes on; the report shows the fault failed
+            fault.note += f"the fault itself failed: {exc!r}; "
+            self.failed.append(f"{kind} at {fault.at:.1f} s: {exc!r}")
         fault.done_at = self.clock()
         return fault
 

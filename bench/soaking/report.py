@@ -66,6 +66,7 @@ def summarize(
     settings: SettingsCheck,
     buttons: ButtonsCheck,
     unexpected_exits: Sequence[str],
+    failed_faults: Sequence[str],
     run: dict[str, Any],
 ) -> dict[str, Any]:
     by_kind = {k: outcomes([r for r in requests if r.kind == k]) for k in ledger.KINDS}
@@ -90,6 +91,7 @@ def summarize(
         "buttons_stuck": len(buttons.stuck),
         "end_presses_unanswered": buttons.pressed - buttons.pressed_answered,
         "unexpected_exits": len(unexpected_exits),
+        "faults_failed": len(failed_faults),
     }
     return {
         "run": run,
@@ -133,6 +135,7 @@ def summarize(
             "answered_at_end": buttons.pressed_answered,
         },
         "unexpected_exits": list(unexpected_exits),
+        "faults_failed": list(failed_faults),
         "invariants": invariants,
         "ok": not any(invariants.values()),
         "unexplained_detail": [describe(r) for r in unexplained[:20]],

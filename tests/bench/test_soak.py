@@ -21,6 +21,9 @@ SOAK_TIMEOUT = 480
 DEFECT_TIMEOUT = 300
 
 pytestmark = [pytest.mark.soak, pytest.mark.e2e]
+# What a failure shows of the report.
+DETAILS = ("invariants", "faults", "unexplained_detail", "twice_detail", "settings", "buttons")
+DETAILS += ("unexpected_exits", "faults_failed")
 
 
 def run_soak(tmp_path: Path, admin_url: str, *flags: str, timeout: int) -> tuple[int, Any, str]:
@@ -49,7 +52,7 @@ def test_a_minute_under_load_and_faults_loses_nothing(
         timeout=SOAK_TIMEOUT,
     )  # fmt: skip
     details = json.dumps(
-        {k: summary[k] for k in ("invariants", "faults", "unexplained_detail", "twice_detail")},
+        {k: summary[k] for k in DETAILS},
         indent=1,
     )
     assert summary["invariants"] == {
@@ -60,6 +63,7 @@ def test_a_minute_under_load_and_faults_loses_nothing(
         "buttons_stuck": 0,
         "end_presses_unanswered": 0,
         "unexpected_exits": 0,
+        "faults_failed": 0,
     }, details
     assert summary["ok"] and rc == 0, output[-4000:]
     assert len(summary["faults"]) == 3  # at 15, 30 and 45 s
