@@ -22,7 +22,14 @@ DEFECT_TIMEOUT = 300
 
 pytestmark = [pytest.mark.soak, pytest.mark.e2e]
 # What a failure shows of the report.
-DETAILS = ("invariants", "faults", "unexplained_detail", "twice_detail", "settings", "buttons")
+DETAILS: tuple[str, ...] = (
+    "invariants",
+    "faults",
+    "unexplained_detail",
+    "twice_detail",
+    "settings",
+    "buttons",
+)
 DETAILS += ("unexpected_exits", "faults_failed")
 
 
