@@ -162,6 +162,15 @@ def number(value: float | None) -> str:
     return "-" if value is None else f"{value:,.0f}"
 
 
+def longest_down(fault: dict[str, Any]) -> float | None:
+    """The longest a shard the fault took down had no session (None: none taken down, or one
+    never back)."""
+    windows = list(fault["down"].values())
+    if not windows or any(end is None for _, end in windows):
+        return None
+    return float(max(end - start for start, end in windows))
+
+
 def table(summary: dict[str, Any]) -> str:
     reasons = ("killed", "down", "late", "unexpl.")
     head = f"{'request':15} {'sent':>6} {'answered':>8} {'refused':>7} "
@@ -188,12 +197,16 @@ def table(summary: dict[str, Any]) -> str:
         f"latency, a fault in the 10 s before:  p50 {number(hit['p50_ms'])} ms, "
         f"p99 {number(hit['p99_ms'])} ms ({hit['n']} answers)",
         "",
-        f"{'fault':4} {'at s':>7} {'kind':11} {'recovery s':>10}  target",
+        f"{'fault':5} {'at s':>7} {'kind':11} {'down s':>7} {'recovery s':>10}  target",
     ]
     for i, f in enumerate(summary["faults"]):
         recovery = "NONE" if f["recovery_s"] is None else f"{f['recovery_s']:.1f}"
+        down = longest_down(f)
+        shown = "-" if down is None else f"{down:.1f}"
         note = f"  ({f['note']})" if f["note"] else ""
-        lines.append(f"{i:4} {f['at_s']:7.1f} {f['kind']:11} {recovery:>10}  {f['target']}{note}")
+        lines.append(
+            f"{i:5} {f['at_s']:7.1f} {f['kind']:11} {shown:>7} {recovery:>10}  {f['target']}{note}"
+        )
     if not summary["faults"]:
         lines.append("  none")
     lines.append("")
@@ -258,11 +271,14 @@ def plot(summary: dict[str, Any], path: Path) -> Path | None:
     for fault in summary["faults"]:
         for axis in (top, bottom):
             axis.axvline(fault["at_s"], color="red", linestyle="--", linewidth=0.8)
+        down = longest_down(fault)
+        if down is not None:  # a shard without a session: shaded
+            top.axvspan(fault["at_s"], fault["at_s"] + down, color="red", alpha=0.08)
         top.annotate(
             fault["kind"], (fault["at_s"], 1.0), xycoords=("data", "axes fraction"),
             rotation=90, fontsize=7, va="top", ha="right", color="red",
         )  # fmt: skip
-    fig.suptitle("charbot soak: latency and outcomes over time (red: faults)")
+    fig.suptitle("charbot soak: latency and outcomes over time (red: faults; shaded: a shard down)")
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110)
