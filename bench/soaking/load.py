@@ -42,7 +42,7 @@ SETTING_VALUES: dict[str, Callable[[random.Random], float]] = {
     "top_k": lambda rng: float(rng.randint(0, 40)),
     "top_p": lambda rng: round(rng.uniform(0.5, 1.0), 2),
 }
-LINES = (
+LINES = (  # in the model's vocabulary (no digits): no "the model does not know" notes
     "To be, or not to be",
     "Now is the winter of our discontent",
     "Friends, Romans, countrymen",
@@ -114,7 +114,7 @@ class Load:
         return pending.status != "unanswered"
 
     def prompt(self) -> str:
-        return f"{self.rng.choice(LINES)} {len(self.requests)}"
+        return self.rng.choice(LINES)
 
     def _request(self, kind: str, channel: Channel, user: FakeUser, **extra: object) -> Request:
         request = Request(
