@@ -256,12 +256,16 @@ class Load:
         return request
 
     async def menu(self, channel: Channel) -> Request | None:
-        """The context menu on a recent message: a member's, or one of the bot's completions."""
+        """The context menu on a recent message: a member's, or one of the bot's completions
+        (one showing its buttons: the bot continues its own messages only while they work)."""
         targets: list[int] = []
+        bot = self.deployment.world.bot.id
         for looked, message in enumerate(reversed(self.server.messages.values())):
             if looked >= RECENT or len(targets) >= 20:
                 break
-            if not message.deleted and not message.ephemeral and message.content:
+            if message.deleted or message.ephemeral or not message.content:
+                continue
+            if message.author_id != bot or buttons_of(message):
                 targets.append(message.id)
         if not targets:
             self.unsendable += 1
