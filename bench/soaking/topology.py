@@ -13,10 +13,12 @@ import ctypes
 import logging
 import os
 import secrets
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -250,6 +252,7 @@ class ModelServer:
         self.port = free_port()
         self.proc: subprocess.Popen[bytes] | None = None
         self.ray_started = False
+        self.ray_tmp: str | None = None
 
     @property
     def v1(self) -> str:
@@ -261,6 +264,13 @@ class ModelServer:
 
         from bot.serving.cli import OBJECT_STORE_BYTES
 
+        # A Ray temp directory of its own (short: Ray's socket paths under it have 107 bytes at
+        # most): this cluster never becomes the one /tmp/ray/ray_current_cluster names, which a
+        # plain ray.init elsewhere on the machine would join.
+        self.ray_tmp = tempfile.mkdtemp(prefix="cbsoak", dir="/tmp")
+        os.environ["RAY_TMPDIR"] = (
+            self.ray_tmp
+        )  # this driver's, and the server's, which inherits it
         context = ray.init(
             address="local",
             num_cpus=self.replicas + 1,  # logical: one per replica, and room for Serve's own
@@ -320,6 +330,9 @@ class ModelServer:
 
             ray.shutdown()
             self.ray_started = False
+        if self.ray_tmp is not None:
+            shutil.rmtree(self.ray_tmp, ignore_errors=True)
+            self.ray_tmp = None
 
     def tail(self, chars: int = 2000) -> str:
         return self.log.read_text(errors="replace")[-chars:] if self.log.exists() else ""
