@@ -9,13 +9,19 @@ Each replica runs the continuous-batching `Engine` (not `@serve.batch`, which fo
 and runs it to the end: a request arriving meanwhile would wait for the whole batch). Serve sends
 a replica up to `max_ongoing_requests` requests at once; the engines batch them, and refuse what
 their queues cannot hold with a 429.
+
+Draining (SIGTERM to `python -m bot serve`): the driver sets a `DrainSignal`, an actor every
+replica waits on; each replica then refuses new requests with a 503 (`bot.serving.server.Drain`)
+and reports when its requests in flight have finished. The driver shuts Serve down once every
+running replica has, or when its bound has passed.
 """
 
 # No `from __future__ import annotations`: Serve may rebuild these classes in a replica where
 # string annotations cannot be resolved.
 import asyncio
 import logging
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import ray
@@ -23,7 +29,14 @@ from fastapi import FastAPI
 from ray import serve
 
 from bot.serving.metrics import ReplicaMetrics
-from bot.serving.server import ApiKey, ModelDeployment, ModelServer, build_app, cpus_per_replica
+from bot.serving.server import (
+    ApiKey,
+    Drain,
+    ModelDeployment,
+    ModelServer,
+    build_app,
+    cpus_per_replica,
+)
 
 log = logging.getLogger(__name__)
 
@@ -36,8 +49,19 @@ LOGGING = {"enable_access_log": False}
 REPLICA_ENV = {"RAY_SERVE_RUN_USER_CODE_IN_SEPARATE_THREAD": "0"}
 # Seconds between updates of a replica's queue-depth and active-requests gauges.
 GAUGE_INTERVAL = 1.0
+# Seconds between the driver's looks at which replicas have drained.
+DRAIN_POLL = 0.2
 
-__all__ = ["APP", "ModelDeployment", "OpenAIServer", "deploy", "running_replicas", "start_serve"]
+__all__ = [
+    "APP",
+    "DrainSignal",
+    "ModelDeployment",
+    "OpenAIServer",
+    "deploy",
+    "drain",
+    "running_replicas",
+    "start_serve",
+]
 
 
 def running_replicas() -> int:
@@ -75,21 +99,55 @@ class ServePlacement:
         return str(ray.get_runtime_context().get_node_id())
 
 
+@ray.remote(num_cpus=0)
+class DrainSignal:
+    """Set once by the driver; every replica waits on it, then reports when it has drained."""
+
+    def __init__(self) -> None:
+        self._set = asyncio.Event()
+        self._drained: set[str] = set()
+
+    async def set(self) -> None:
+        self._set.set()
+
+    async def wait(self) -> None:
+        await self._set.wait()
+
+    async def drained(self, replica: str) -> None:
+        self._drained.add(replica)
+
+    async def replicas_drained(self) -> list[str]:
+        return sorted(self._drained)
+
+
 @serve.ingress()
 class OpenAIServer:
     """One replica: an `Engine` per model, behind the OpenAI-compatible app."""
 
     async def __init__(  # type: ignore[misc]  # Serve awaits it
-        self, models: Sequence[ModelDeployment], api_key: ApiKey | None
+        self, models: Sequence[ModelDeployment], api_key: ApiKey | None, signal: Any = None
     ) -> None:
         self.api_key = api_key
         # The engines' figures go to Ray's metrics API, so Ray's Prometheus endpoint has them.
         self.metrics = ReplicaMetrics()
         self.server = await ModelServer.start(models, observer=self.metrics)
+        self.placement = ServePlacement()
+        self.drain = Drain()
         self._gauges = asyncio.create_task(self._report_gauges())
+        self._drainer = None if signal is None else asyncio.create_task(self._drain_on(signal))
 
     def __serve_build_asgi_app__(self) -> FastAPI:
-        return build_app(self.server, self.api_key, self.metrics, ServePlacement())
+        return build_app(self.server, self.api_key, self.metrics, self.placement, self.drain)
+
+    async def _drain_on(self, signal: Any) -> None:
+        """Wait for the driver's drain signal; drain; say so."""
+        try:
+            await signal.wait.remote()
+            self.drain.start()
+            await self.drain.wait_idle()
+            await signal.drained.remote(self.placement.replica())
+        except ray.exceptions.RayActorError:  # the driver is gone: Serve goes with it
+            log.warning("the drain signal is gone; this replica will not drain")
 
     async def _report_gauges(self) -> None:
         while True:
@@ -99,6 +157,8 @@ class OpenAIServer:
 
     async def __del__(self) -> None:
         self._gauges.cancel()
+        if self._drainer is not None:
+            self._drainer.cancel()
         await self.server.close()
 
 
@@ -119,9 +179,11 @@ def deploy(
     replicas: int = 1,
     gpus_per_replica: float = 0.0,
     api_key: ApiKey | None = None,
+    signal: Any = None,
 ) -> None:
     """Deploy (or update) the server on Serve, which must be started: `replicas` replicas, each
-    reserving a CPU per engine worker thread of every model."""
+    reserving a CPU per engine worker thread of every model, draining when `signal` (a
+    `DrainSignal` actor) is set."""
     options: dict[str, Any] = {
         "num_cpus": cpus_per_replica(models),
         "runtime_env": {"env_vars": REPLICA_ENV},
@@ -135,5 +197,32 @@ def deploy(
         max_ongoing_requests=max_ongoing_requests(models),
         logging_config=LOGGING,
     )(OpenAIServer)
-    serve.run(deployment.bind(list(models), api_key), name=APP, route_prefix="/")
+    serve.run(deployment.bind(list(models), api_key, signal), name=APP, route_prefix="/")
     log.info("serving %s (%d replica(s))", ", ".join(m.name for m in models), replicas)
+
+
+def drain(signal: Any, bound: float, hurry: Callable[[], bool] = lambda: False) -> bool:
+    """Set `signal` and wait until every running replica has drained, at most `bound` seconds
+    (or until `hurry()`). Whether all had."""
+    started = time.monotonic()
+    try:
+        ray.get(signal.set.remote())
+        while True:
+            drained = len(ray.get(signal.replicas_drained.remote()))
+            running = running_replicas()
+            waited = time.monotonic() - started
+            if drained >= running:
+                log.info("drained %d replica(s) in %.1f s", drained, waited)
+                return True
+            if waited >= bound or hurry():
+                log.warning(
+                    "%d of %d replica(s) still had requests in flight after %.1f s: they are cut",
+                    running - drained,
+                    running,
+                    waited,
+                )
+                return False
+            time.sleep(DRAIN_POLL)
+    except ray.exceptions.RayError as exc:  # the cluster is going: nothing left to drain
+        log.warning("could not drain the replicas: %s", exc)
+        return False

@@ -3,7 +3,11 @@ behind one OpenAI-compatible API (docs/serving.md).
 
 Without `--address` it starts a local Ray instance (no dashboard, a small object store); with one
 it joins that cluster (`ray start --head` on one machine, `ray start --address=HEAD:6379` on the
-others). SIGINT or SIGTERM shuts Serve down: the replicas close their engines.
+others).
+
+SIGINT or SIGTERM drains: the replicas refuse new requests (503) while those in flight finish, at
+most `engine.timeout_seconds` (the longest a request may run); then Serve shuts down and the
+process exits 0. A second signal cuts the wait short.
 
 The API key comes from `--api-key-file` or `CHARBOT_SERVE_API_KEY`; with one, every /v1 route
 needs it. Without one the server listens on 127.0.0.1 unless `--host` says otherwise, and warns
@@ -103,7 +107,7 @@ def run_serve(config: Config, args: argparse.Namespace) -> int:
         import ray
         from ray import serve
 
-        from bot.serving.app import deploy, start_serve
+        from bot.serving.app import DrainSignal, deploy, drain, start_serve
         from bot.serving.server import cpus_per_replica
     except ImportError:
         print(
@@ -135,18 +139,25 @@ def run_serve(config: Config, args: argparse.Namespace) -> int:
         # "local": a new instance even when `ray start` left one running on this machine.
         ray.init(address="local", include_dashboard=False, object_store_memory=OBJECT_STORE_BYTES)
     # After ray.init, which installs a SIGTERM handler of its own that exits at once.
-    stop = threading.Event()
+    stop, hurry = threading.Event(), threading.Event()
+
+    def on_signal(signum: int, frame: object) -> None:
+        (hurry if stop.is_set() else stop).set()
+
     for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda signum, frame: stop.set())
+        signal.signal(sig, on_signal)
     try:
         start_serve(args.host, args.port)
-        deploy(models, args.replicas, args.gpus_per_replica, api_key)
+        drain_signal = DrainSignal.remote()  # type: ignore[attr-defined]
+        deploy(models, args.replicas, args.gpus_per_replica, api_key, drain_signal)
         base = f"http://{args.host}:{args.port}/v1"
         for model in models:
             print(f"serving {model.name} at {base} (model {model.name!r})")
         sys.stdout.flush()
         stop.wait()
-        log.info("shutting down the model server")
+        bound = config.engine.timeout_seconds
+        log.info("draining: no new requests; those in flight get %g s to finish", bound)
+        drain(drain_signal, bound, hurry.is_set)
     finally:
         serve.shutdown()  # type: ignore[no-untyped-call]
         ray.shutdown()

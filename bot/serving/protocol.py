@@ -66,6 +66,10 @@ class BadRequest(InvalidParamsError):
         self.param = param
 
 
+class ServerDraining(CharbotError):
+    """A request that reached a server shutting down (503): in flight ones finish, new ones go."""
+
+
 class AuthenticationFailed(CharbotError):
     """A request without the server's key (401)."""
 
@@ -88,6 +92,8 @@ def error_status(exc: CharbotError) -> tuple[int, dict[str, Any]]:
         return 401, error_body(str(exc), "invalid_request_error", code="invalid_api_key")
     if isinstance(exc, RouteNotFound):
         return exc.status, error_body(str(exc), "invalid_request_error", code="unknown_url")
+    if isinstance(exc, ServerDraining):
+        return 503, error_body(str(exc), "service_unavailable", code="server_shutting_down")
     param = exc.param if isinstance(exc, BadRequest) else None
     for cls, status, kind, code in ERRORS:
         if isinstance(exc, cls):

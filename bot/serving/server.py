@@ -2,7 +2,7 @@
 FastAPI app. No Ray here: Serve runs this app in each replica (`bot.serving.app`), and the
 serving benchmark runs it in a plain uvicorn process to measure what Ray adds.
 
-    GET  /healthz                 ok, and the models served (no key needed)
+    GET  /healthz                 ok, and the models served (no key needed); 503 while draining
     GET  /v1/models               every model: {"object": "list", "data": [...]}
     GET  /v1/models/{id}          one model, with this replica's engine figures
     POST /v1/completions          text after a prompt (or each of a list of prompts)
@@ -10,7 +10,8 @@ serving benchmark runs it in a plain uvicorn process to measure what Ray adds.
 
 Every answer and error is in OpenAI's shapes (`bot.serving.protocol`); a stream is Server-Sent
 Events ending in `data: [DONE]`. With an API key every /v1 route needs `Authorization: Bearer
-KEY`, compared in constant time.
+KEY`, compared in constant time. Once the server drains (`Drain`), every request gets a 503
+while those in flight finish.
 """
 
 # No `from __future__ import annotations`: FastAPI reads the routes' annotations (`Request`) as
@@ -27,6 +28,7 @@ from typing import Any, Protocol
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from starlette.exceptions import HTTPException
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from bot.errors import CharbotError, UnknownModelError
 from bot.generation.backend import BackendStats, Completion, ModelInfo, StreamChunk
@@ -171,6 +173,64 @@ class Placement(Protocol):
     def node(self) -> str: ...
 
 
+class Drain:
+    """Whether the app still takes requests, and how many it is answering. Once `start`ed, every
+    new request is refused with a 503 (and /healthz says not ready) while those in flight, streams
+    included, run to their end; `wait_idle` returns when none is left."""
+
+    def __init__(self) -> None:
+        self.draining = False
+        self.in_flight = 0
+        self._idle = asyncio.Event()
+        self._idle.set()
+
+    def start(self) -> None:
+        if not self.draining:
+            log.info("draining: no new requests; %d in flight", self.in_flight)
+        self.draining = True
+
+    async def wait_idle(self) -> None:
+        await self._idle.wait()
+
+    def _enter(self) -> None:
+        self.in_flight += 1
+        self._idle.clear()
+
+    def _leave(self) -> None:
+        self.in_flight -= 1
+        if not self.in_flight:
+            self._idle.set()
+
+
+class _DrainGate:
+    """ASGI middleware: counts the requests in flight (until a stream's last byte), and answers
+    every new one with a 503 once the server drains."""
+
+    def __init__(self, app: ASGIApp, drain: Drain, models: Sequence[str]) -> None:
+        self.app = app
+        self.drain = drain
+        self.models = list(models)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        if self.drain.draining:
+            if scope["path"] == "/healthz":
+                refusal = JSONResponse({"status": "draining", "models": self.models}, 503)
+            else:
+                refusal = error_response(
+                    protocol.ServerDraining("The model server is shutting down: try again.")
+                )
+            await refusal(scope, receive, send)
+            return
+        self.drain._enter()
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            self.drain._leave()
+
+
 class OneProcess:
     """The app in a process of its own (no Ray): one replica."""
 
@@ -189,12 +249,14 @@ def build_app(
     api_key: ApiKey | None = None,
     metrics: RequestObserver | None = None,
     placement: Placement | None = None,
+    drain: Drain | None = None,
 ) -> FastAPI:
-    """The API over `server`'s models."""
+    """The API over `server`'s models; `drain` stops it taking requests."""
     observer: RequestObserver = metrics or _NoMetrics()
     where: Placement = placement or OneProcess()
     # No redirect to a trailing slash (curl would get an empty 307), no docs routes.
     app = FastAPI(openapi_url=None, docs_url=None, redoc_url=None, redirect_slashes=False)
+    app.add_middleware(_DrainGate, drain=drain or Drain(), models=list(server.models))
 
     async def charbot_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, CharbotError)
