@@ -1,9 +1,11 @@
 """`python -m bot serve`: the config's ONNX models on Ray Serve, in the foreground until a signal,
 behind one OpenAI-compatible API (docs/serving.md).
 
-Without `--address` it starts a local Ray instance (no dashboard, a small object store); with one
-it joins that cluster (`ray start --head` on one machine, `ray start --address=HEAD:6379` on the
-others).
+Without `--address` it starts a local Ray instance on loopback (node address 127.0.0.1, no
+dashboard, a small object store, Ray's metrics only with `--metrics-port`), and records it
+(`bot.serving.leftovers`) so that the next start stops what a crashed server left running; with
+`--address` it joins that cluster (`ray start --head` on one machine, `ray start
+--address=HEAD:6379` on the others) and leaves the cluster's processes alone.
 
 SIGINT or SIGTERM drains: the replicas refuse new requests (503) while those in flight finish, at
 most `engine.timeout_seconds` (the longest a request may run); then Serve shuts down and the
@@ -32,6 +34,7 @@ from typing import TYPE_CHECKING, Any
 from bot.config import SERVE_API_KEY_ENV, Config
 from bot.errors import CharbotError
 from bot.generation.params import EngineConfig
+from bot.serving import leftovers
 
 if TYPE_CHECKING:
     from bot.serving.server import ApiKey, ModelDeployment
@@ -40,6 +43,14 @@ log = logging.getLogger(__name__)
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8000
+#: Ray's Prometheus endpoint of a local instance: 0 is off (as the bot's `metrics.port`).
+DEFAULT_METRICS_PORT = 0
+#: The address a local Ray instance's node takes: its servers listen there where Ray lets them.
+LOCAL_NODE_IP = "127.0.0.1"
+#: Ray's switch for an instance that is no cluster: "0" makes the node's address loopback (as
+#: Ray does on macOS and Windows). On Linux `ray.init` otherwise swaps a loopback
+#: `_node_ip_address` for the machine's address, and its servers listen on every interface.
+LOCAL_ONLY_ENV = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"
 ADDRESS_CONNECT_SECONDS = 5.0  # a cluster's GCS answers a TCP connect at once, or not at all
 OBJECT_STORE_BYTES = 80 * 1024 * 1024  # requests and answers are small: the minimum is plenty
 SERVED_KIND = "onnx"  # the backend kind the model server runs
@@ -70,6 +81,15 @@ def add_parser(sub: Any) -> None:
         help=f"a file holding the API key clients must send (or set {SERVE_API_KEY_ENV})",
     )
     serve.add_argument("--port", type=int, default=DEFAULT_PORT, help="the HTTP port")
+    # Not `metrics_port`: that is the bot's `metrics.port`, which `python -m bot` overrides.
+    serve.add_argument(
+        "--metrics-port",
+        dest="ray_metrics_port",
+        type=int,
+        default=DEFAULT_METRICS_PORT,
+        metavar="PORT",
+        help="a local Ray instance's Prometheus endpoint, on 127.0.0.1 (0: off, the default)",
+    )
     serve.add_argument(
         "--address", help="join this Ray cluster (e.g. HEAD:6379 or auto) instead of a local one"
     )
@@ -103,6 +123,9 @@ def deployments(config: Config) -> list[ModelDeployment]:
 
 
 def run_serve(config: Config, args: argparse.Namespace) -> int:
+    if not args.address:
+        # Before Ray is imported (read once), and inherited by the processes it starts.
+        os.environ.setdefault(LOCAL_ONLY_ENV, "0")
     try:
         import ray
         from ray import serve
@@ -118,6 +141,8 @@ def run_serve(config: Config, args: argparse.Namespace) -> int:
     models = deployments(config)
     api_key = read_api_key(args.api_key_file, os.environ)
     cpus = cpus_per_replica(models)
+    # First: a crashed server's leftover proxy may still hold the port checked next.
+    leftovers.clean_up(records())
     check_before_ray(models, args)
     if not args.address:
         check_resources(args.replicas, cpus, args.gpus_per_replica, local_resources())
@@ -128,6 +153,7 @@ def run_serve(config: Config, args: argparse.Namespace) -> int:
             args.host,
             SERVE_API_KEY_ENV,
         )
+    record = None
     if args.address:
         ray.init(address=args.address)
         try:
@@ -136,8 +162,8 @@ def run_serve(config: Config, args: argparse.Namespace) -> int:
             ray.shutdown()
             raise
     else:
-        # "local": a new instance even when `ray start` left one running on this machine.
-        ray.init(address="local", include_dashboard=False, object_store_memory=OBJECT_STORE_BYTES)
+        session = start_local(args.ray_metrics_port)["session_dir"]
+        record = leftovers.write_record(records(), session, args.port)
     # After ray.init, which installs a SIGTERM handler of its own that exits at once.
     stop, hurry = threading.Event(), threading.Event()
 
@@ -153,6 +179,8 @@ def run_serve(config: Config, args: argparse.Namespace) -> int:
         base = f"http://{args.host}:{args.port}/v1"
         for model in models:
             print(f"serving {model.name} at {base} (model {model.name!r})")
+        if args.ray_metrics_port:
+            print(f"Ray's metrics at http://{LOCAL_NODE_IP}:{args.ray_metrics_port}/metrics")
         sys.stdout.flush()
         stop.wait()
         bound = config.engine.timeout_seconds
@@ -161,24 +189,68 @@ def run_serve(config: Config, args: argparse.Namespace) -> int:
     finally:
         serve.shutdown()  # type: ignore[no-untyped-call]
         ray.shutdown()
+        if record is not None:
+            record.unlink(missing_ok=True)
     return 0
+
+
+def start_local(metrics_port: int) -> dict[str, Any]:
+    """A new local Ray instance (even where `ray start` left one running), on loopback; its
+    Prometheus endpoint on `metrics_port`, or none. Its addresses and session (`address_info`)."""
+    import ray
+
+    context = ray.init(
+        address="local",
+        include_dashboard=False,
+        object_store_memory=OBJECT_STORE_BYTES,
+        _node_ip_address=LOCAL_NODE_IP,
+        _metrics_export_port=metrics_port or None,
+        _system_config=None if metrics_port else {"enable_metrics_collection": False},
+    )
+    address: dict[str, Any] = context.address_info  # type: ignore[attr-defined]
+    if address["node_ip_address"] != LOCAL_NODE_IP:
+        log.warning(
+            "the local Ray instance listens on %s, not only on loopback (is %s set?)",
+            address["node_ip_address"],
+            LOCAL_ONLY_ENV,
+        )
+    return address
+
+
+def records() -> Path:
+    """Where servers record the local Ray instances they started: in Ray's temp directory."""
+    from ray._common.utils import get_default_ray_temp_dir
+
+    return leftovers.records_dir(Path(get_default_ray_temp_dir()))  # type: ignore[no-untyped-call]
 
 
 def check_before_ray(models: Sequence[ModelDeployment], args: argparse.Namespace) -> None:
     """What can be refused in one sentence before Ray starts (else a traceback or a hang there)."""
     if not 1 <= args.port <= 65535:
         raise ServeError(f"--port must be between 1 and 65535, not {args.port}.")
+    metrics = args.ray_metrics_port
+    if metrics and args.address:
+        raise ServeError(
+            "--metrics-port is for a local Ray instance: a cluster's nodes take theirs from "
+            "`ray start --metrics-export-port`."
+        )
+    if not 0 <= metrics <= 65535 or metrics == args.port:
+        raise ServeError(
+            f"--metrics-port must be between 1 and 65535 (0: off) and not --port, not {metrics}."
+        )
     if args.gpus_per_replica < 0:
         raise ServeError(f"--gpus-per-replica cannot be negative ({args.gpus_per_replica:g}).")
     for model in models:
         if not Path(model.path).is_file():
             raise ServeError(f"The model file of {model.name!r} does not exist: {model.path}.")
     check_port_free(args.host, args.port)
+    if metrics:
+        check_port_free(LOCAL_NODE_IP, metrics, "--metrics-port")
     if args.address and args.address != "auto":
         check_reachable(args.address)
 
 
-def check_port_free(host: str, port: int) -> None:
+def check_port_free(host: str, port: int, option: str = "--port") -> None:
     """Refuse a port another process listens on: Serve's proxy would share it (SO_REUSEPORT) and
     the kernel would split the requests between the two servers."""
     try:
@@ -193,7 +265,7 @@ def check_port_free(host: str, port: int) -> None:
             probe.bind(address)
         except OSError as exc:
             raise ServeError(
-                f"Port {port} on {host} is already in use (another `bot serve`?): "
+                f"Port {port} on {host} ({option}) is already in use (another `bot serve`?): "
                 f"{exc.strerror or exc}."
             ) from exc
 

@@ -115,7 +115,7 @@ def test_a_port_in_use_is_refused_before_ray_starts(serve_config: Path) -> None:
         taken.listen()
         port = taken.getsockname()[1]
         err = serve_refusal(serve_config, "--port", str(port))
-    assert err.startswith(f"error: Port {port} on 127.0.0.1 is already in use"), err
+    assert err.startswith(f"error: Port {port} on 127.0.0.1 (--port) is already in use"), err
 
 
 def test_a_missing_model_file_is_refused_before_ray_starts(tmp_path: Path) -> None:
@@ -132,6 +132,8 @@ def test_a_missing_model_file_is_refused_before_ray_starts(tmp_path: Path) -> No
         (("--gpus-per-replica", "-1"), "error: --gpus-per-replica cannot be negative"),
         (("--address", "127.0.0.1:1"), "error: No Ray cluster answers at 127.0.0.1:1"),
         (("--address", "nocolon"), "error: --address must be HOST:PORT"),
+        (("--metrics-port", "8123", "--port", "8123"), "error: --metrics-port must be between"),
+        (("--metrics-port", "9100", "--address", "auto"), "error: --metrics-port is for a local"),
     ],
 )
 def test_bad_options_are_one_sentence_before_ray_starts(
@@ -159,3 +161,15 @@ def test_resources_asked_are_checked_against_what_the_cluster_has() -> None:
         check_resources(replicas=3, cpus_per_replica=2, gpus_per_replica=0.0, available=have)
     with pytest.raises(ServeError, match=r"need 2 GPU\(s\) in all; Ray has 1"):
         check_resources(replicas=2, cpus_per_replica=1, gpus_per_replica=1.0, available=have)
+
+
+def test_the_servers_metrics_port_is_not_the_bots() -> None:
+    """One config for a bot and a server on one machine: `serve --metrics-port` is Ray's
+    endpoint, and leaves the bot's `metrics.port` alone (off by default, both)."""
+    from bot.cli import overrides_from, parse_args
+    from bot.serving.cli import DEFAULT_METRICS_PORT
+
+    args = parse_args(["serve", "--metrics-port", "9100"])
+    assert args.ray_metrics_port == 9100 and overrides_from(args)["metrics.port"] is None
+    assert parse_args(["serve"]).ray_metrics_port == DEFAULT_METRICS_PORT == 0
+    assert overrides_from(parse_args(["run", "--metrics-port", "9108"]))["metrics.port"] == 9108
