@@ -187,7 +187,9 @@ async def soak(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
         checks.recover(injector.faults, load.requests)
         stored = await asyncio.to_thread(checks.read_back, deployment.database.url)
         settings = checks.check_settings(load.requests, stored)
-        buttons = checks.check_buttons(deployment.server, injector.faults, stored)
+        buttons = checks.check_buttons(
+            deployment.server, injector.faults, load.requests, judge, stored
+        )
         await checks.press_at_end(deployment.server, buttons, END_PRESSES)
         internal = list(deployment.server.internal_errors)
     finally:

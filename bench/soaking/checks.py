@@ -43,6 +43,8 @@ def explain(requests: Sequence[Request], faults: Sequence[Fault], judge: Judge) 
             request.reason = ledger.SHARD_DOWN
         elif judge.too_late(request):
             request.reason = ledger.TOO_LATE
+        elif judge.gave_up(request):
+            request.reason = ledger.GAVE_UP
         else:
             request.reason = ledger.UNEXPLAINED
 
@@ -128,7 +130,7 @@ class ButtonsCheck:
     messages: int = 0  # bot messages showing buttons at the end
     pressable: int = 0
     stale: int = 0  # older than their record: a press is refused once and heals them
-    after_kill: int = 0  # busy or disabled, a press on them killed in flight
+    after_kill: int = 0  # busy or disabled: a press on them cut by a fault (a kill, 429s)
     stuck: list[str] = field(default_factory=list)  # busy, disabled or gone, unexplained
     pressable_ids: list[int] = field(default_factory=list)
     pressed: int = 0  # pressable ones pressed (Regenerate) once the load stopped
@@ -136,14 +138,22 @@ class ButtonsCheck:
 
 
 def check_buttons(
-    server: FakeDiscord, faults: Sequence[Fault], stored: dict[str, Any]
+    server: FakeDiscord,
+    faults: Sequence[Fault],
+    requests: Sequence[Request],
+    judge: Judge,
+    stored: dict[str, Any],
 ) -> ButtonsCheck:
     records = {
         str(i): (json.loads(data), int(version))
         for kind, i, data, version, _ in stored["records"]
         if kind == RECORD_KIND
     }
+    # Presses a fault cut between their steps: killed in flight, or given up on 429s.
     killed = {message for fault in faults for message in fault.presses}
+    # (A press answered may still have met 429s on its last step: the edit that takes its
+    # buttons away, or gives them back.)
+    killed |= {r.message_id for r in requests if r.press and r.message_id and judge.gave_up(r)}
     result = ButtonsCheck()
     for message in server.sent_messages:
         shown = buttons_of(message)

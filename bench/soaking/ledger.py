@@ -7,7 +7,8 @@ An outcome is read from what the test Discord server recorded, as a member would
 - **unanswered**: nothing came. Each is explained, or counted as unexplained (which must be 0):
   *killed in flight* (its process was killed while it was being answered), *shard down* (sent
   while its shard had no session: Discord tells the member "the application did not respond"),
-  *too late* (the bot's first response missed Discord's 3 s and was refused, as Discord does).
+  *too late* (the bot's first response missed Discord's 3 s and was refused, as Discord does),
+  *gave up on 429s* (its answer met a 429 on each of discord.py's tries, in a 429 storm).
 
 An answer given twice (two messages for one request, both presses of a double click answered,
 one message continued twice) is counted apart: it must be 0.
@@ -25,13 +26,11 @@ from bot.testing import FakeDiscord, InteractionHandle, RecordedMessage, Reply
 from bot.testing.fakediscord.wire import snowflake_time
 
 Status = Literal["answered", "refused", "unanswered"]
-KILLED, SHARD_DOWN, TOO_LATE, UNEXPLAINED = (
-    "killed in flight",
-    "shard down",
-    "too late",
-    "unexplained",
-)
-REASONS = (KILLED, SHARD_DOWN, TOO_LATE, UNEXPLAINED)
+KILLED, SHARD_DOWN, TOO_LATE = "killed in flight", "shard down", "too late"
+GAVE_UP, UNEXPLAINED = "gave up on 429s", "unexplained"
+REASONS = (KILLED, SHARD_DOWN, TOO_LATE, GAVE_UP, UNEXPLAINED)
+#: discord.py tries a request this many times, waiting out each 429, then gives up.
+DISCORD_PY_TRIES = 5
 
 COMPLETE, COMPLETE_LONG, MENTION = "complete", "complete long", "mention"
 TEMPERATURE, SETTINGS, MODEL = "temperature set", "settings set", "model use"
@@ -97,6 +96,7 @@ class Judge:
         self.loop_start = loop_start
         self.wall_start = wall_start
         self._replies: dict[int, list[RecordedMessage]] | None = None
+        self._limited: dict[str, int] | None = None
 
     def replies_to(self, message_id: int) -> list[RecordedMessage]:
         """The bot's messages that reply to `message_id` (indexed once per judging pass)."""
@@ -110,8 +110,20 @@ class Judge:
         return self._replies.get(message_id, [])
 
     def forget(self) -> None:
-        """Drop the reply index: new messages came since."""
+        """Drop the indexes: new messages and requests came since."""
         self._replies = None
+        self._limited = None
+
+    def gave_up(self, request: Request) -> bool:
+        """Whether the bot's answer to one of its interactions met a 429 on every try."""
+        if self._limited is None:
+            limited: dict[str, int] = {}
+            for sent in self.server.requests:
+                parts = sent.path.split("/")  # /webhooks/{application}/{token}/...
+                if sent.status == 429 and len(parts) > 3 and parts[1] == "webhooks":
+                    limited[parts[3]] = limited.get(parts[3], 0) + 1
+            self._limited = limited
+        return any(self._limited.get(h.token, 0) >= DISCORD_PY_TRIES for h in request.handles)
 
     def message_time(self, message: RecordedMessage) -> float:
         return snowflake_time(message.id).timestamp() - self.wall_start

@@ -172,7 +172,7 @@ def longest_down(fault: dict[str, Any]) -> float | None:
 
 
 def table(summary: dict[str, Any]) -> str:
-    reasons = ("killed", "down", "late", "unexpl.")
+    reasons = ("killed", "down", "late", "429s", "unexpl.")
     head = f"{'request':15} {'sent':>6} {'answered':>8} {'refused':>7} "
     head += " ".join(f"{r:>7}" for r in reasons) + f" {'twice':>5} {'p50 ms':>8} {'p99 ms':>8}"
     lines = [head, "-" * len(head)]
@@ -186,7 +186,7 @@ def table(summary: dict[str, Any]) -> str:
             lines.append("-" * len(head))
         lines.append(line)
     lines.append("(unanswered: killed in flight / sent while its shard was down / too late for "
-                 "Discord's 3 s / unexplained)")  # fmt: skip
+                 "Discord's 3 s / a 429 on each of discord.py's tries / unexplained)")  # fmt: skip
     lines += ["", "refused, by sentence:"]
     lines += [f"  {count:5}  {text}" for text, count in summary["refusals"].items()] or ["  none"]
     calm, hit = summary["latency"]["calm"], summary["latency"]["after_fault"]
@@ -222,7 +222,7 @@ def table(summary: dict[str, Any]) -> str:
         f"pairs, read back from a fresh process: {s['lost']} lost",
         f"buttons: {b['messages']} messages with buttons: {b['pressable']} pressable, "
         f"{b['stale']} stale (a press refreshes them), {b['held_after_a_kill']} held by a press "
-        f"killed in flight, {b['stuck']} stuck unexplained; pressed at the end: "
+        f"a fault cut (killed, 429s), {b['stuck']} stuck unexplained; pressed at the end: "
         f"{b['answered_at_end']} of {b['pressed_at_end']} answered",
         "",
         "invariants: "
