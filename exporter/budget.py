@@ -41,7 +41,7 @@ def dropout_for_epochs(epochs: float) -> float:
 def planned_epochs(config: TrainConfig, train_tokens: int, tokens_per_second: float) -> float:
     """How many times the run will read its `train_tokens`: by its step budget, or its time
     budget at `tokens_per_second`, whichever ends first."""
-    per_step = config.batch_size * config.seq_len
+    per_step = config.batch * config.seq_len
     budgets: list[float] = []
     if config.max_steps is not None:
         budgets.append(config.max_steps * per_step)
@@ -64,8 +64,8 @@ def measure_throughput(
     model = CharRNN(
         CharRNNConfig(vocab_size, config.cell, config.layers, config.hidden, config.embedding)
     ).to(device)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr)
-    shape = (config.batch_size, config.seq_len)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=config.peak_lr)
+    shape = (config.batch, config.seq_len)
     x = torch.randint(0, vocab_size, shape, device=device)
     y = torch.randint(0, vocab_size, shape, device=device)
     started = 0.0
@@ -77,14 +77,14 @@ def measure_throughput(
         with torch.autocast(
             device.type, dtype=autocast_dtype or torch.float32, enabled=autocast_dtype is not None
         ):
-            logits, _ = model(x, model.initial_state(config.batch_size, device))
+            logits, _ = model(x, model.initial_state(config.batch, device))
         loss = F.cross_entropy(logits.float().flatten(0, 1), y.flatten())
         optimizer.zero_grad(set_to_none=True)
         torch.autograd.backward(loss)
         optimizer.step()
     float(loss.item())  # waits for the device
     seconds = time.perf_counter() - started
-    return steps * config.batch_size * config.seq_len / max(seconds, 1e-9)
+    return steps * config.batch * config.seq_len / max(seconds, 1e-9)
 
 
 def choose_dropout(

@@ -40,7 +40,15 @@ from exporter.checkpoint import (
     load_checkpoint,
     training_metadata,
 )
-from exporter.config import CORPUS_FORMATS, DEVICES, LEVELS, MAX_SEED, PRECISIONS, TrainConfig
+from exporter.config import (
+    CORPUS_FORMATS,
+    DEVICES,
+    LEVELS,
+    MAX_SEED,
+    PRECISIONS,
+    RECIPE_BY_PRECISION,
+    TrainConfig,
+)
 from exporter.data import describe_summary
 from exporter.errors import ExporterError, ExportError, TrainingInterrupted
 from exporter.onnx_export import (
@@ -282,13 +290,24 @@ def _add_train_options(parser: argparse.ArgumentParser) -> None:
     option("--embedding", "embedding size", type=int)
     option("--dropout", "dropout probability; None: chosen from the run's size", type=float)
     option("--seq-len", "tokens per training window", type=int)
-    option("--batch-size", "windows per step", type=int)
+    by_precision = RECIPE_BY_PRECISION.items()
+    option(
+        "--batch-size",
+        "windows per step; None: by the precision, "
+        + ", ".join(f"{batch} for {name} steps" for name, (batch, _) in by_precision),
+        type=int,
+    )
     option(
         "--carry-state",
         "read the text as contiguous streams, carrying the state",
         action=argparse.BooleanOptionalAction,
     )
-    option("--lr", "peak learning rate", type=float)
+    option(
+        "--lr",
+        "peak learning rate; None: by the precision, "
+        + ", ".join(f"{lr:g} for {name} steps" for name, (_, lr) in by_precision),
+        type=float,
+    )
     option("--warmup-steps", "steps of linear warm-up", type=int)
     option("--weight-decay", "AdamW weight decay", type=float)
     option("--grad-clip", "gradient norm clip, 0 = off", type=float)

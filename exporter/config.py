@@ -1,14 +1,16 @@
 """The training configuration: one dataclass with the defaults, checked on creation.
 
 The defaults suit a corpus of about 1 MB (tinyshakespeare) on a few CPU cores: a 2-layer LSTM of
-256 units trained on 64 parallel streams of 64 characters with the recurrent state carried from
-window to window (truncated backpropagation through time), at a peak learning rate of 7e-3.
-Tuned with `bench/training.py` on a 2-core machine: shorter windows (more updates per second)
-lowered the 90-second loss; 384 units were too slow to learn anything in that budget; with bf16
-steps (`exporter.precision`), 64 streams instead of 32 read about 25% more characters a second,
-and a lower peak rate suits the fewer, larger steps. Dropout is not one value: a 90-second run
-needs little or none and a 15-minute run overfits without it, so by default it is chosen from
-the run's size (`exporter.budget`). See `docs/training-notes.md`.
+256 units trained on parallel streams of 64 characters with the recurrent state carried from
+window to window (truncated backpropagation through time). Tuned with `bench/training.py` on a
+2-core machine: shorter windows (more updates per second) lowered the 90-second loss; 384 units
+were too slow to learn anything in that budget. The batch and the peak learning rate depend on
+what the steps run in (`RECIPE_BY_PRECISION`): fp32 learns most in a budget with 32 streams at
+1e-2, while bf16 steps (`exporter.precision`) are cheap enough that 64 streams at 7e-3 read
+about 25% more characters a second and learn more; fp32 with 64 streams does half the updates
+and learns less. Dropout is not one value either: a 90-second run needs little or none and a
+15-minute run overfits without it, so by default it is chosen from the run's size
+(`exporter.budget`). See `docs/training-notes.md`.
 """
 
 from __future__ import annotations
@@ -29,6 +31,8 @@ DEVICES = ("auto", "cpu", "cuda")
 # auto: bf16 autocast on a GPU that supports it or a CPU that computes it natively, else fp32
 # (exporter.precision)
 PRECISIONS = ("auto", "fp32", "bf16")
+#: (batch_size, lr) for steps in each precision, where --batch-size / --lr are not given.
+RECIPE_BY_PRECISION: dict[str, tuple[int, float]] = {"fp32": (32, 1e-2), "bf16": (64, 7e-3)}
 
 #: The largest seed torch, numpy and Python's random all accept.
 MAX_SEED = 2**64 - 1
@@ -60,10 +64,10 @@ class TrainConfig:
     dropout: float | None = None  # None: chosen from the run's size (exporter.budget)
     # batches: `batch_size` windows of `seq_len` tokens per step
     seq_len: int = 64
-    batch_size: int = 64
+    batch_size: int | None = None  # None: by the precision (RECIPE_BY_PRECISION)
     carry_state: bool = True  # contiguous streams with the state carried (else random windows)
     # optimiser: AdamW, linear warm-up then cosine decay to min_lr_ratio * lr
-    lr: float = 7e-3
+    lr: float | None = None  # the peak; None: by the precision (RECIPE_BY_PRECISION)
     min_lr_ratio: float = 0.1
     warmup_steps: int = 100
     weight_decay: float = 0.01
@@ -99,7 +103,6 @@ class TrainConfig:
             "hidden",
             "embedding",
             "seq_len",
-            "batch_size",
             "eval_interval",
             "eval_tokens",
             "log_interval",
@@ -114,7 +117,9 @@ class TrainConfig:
             raise ConfigError("--dropout must be in [0, 1)")
         if not 0.0 < self.val_fraction < 1.0:
             raise ConfigError("--val-fraction must be between 0 and 1 (exclusive)")
-        if not self.lr > 0.0:
+        if self.batch_size is not None and self.batch_size < 1:
+            raise ConfigError("--batch-size must be at least 1")
+        if self.lr is not None and not self.lr > 0.0:
             raise ConfigError("--lr must be positive")
         if not 0.0 <= self.min_lr_ratio <= 1.0:
             raise ConfigError("min_lr_ratio must be in [0, 1]")
@@ -149,6 +154,32 @@ class TrainConfig:
     def replace(self, **changes: Any) -> TrainConfig:
         return dataclasses.replace(self, **changes)
 
+    def for_precision(self, precision: str) -> TrainConfig:
+        """The batch and learning rate not given, filled in for steps that run in `precision`."""
+        batch_size, lr = RECIPE_BY_PRECISION[precision]
+        return self.replace(
+            batch_size=batch_size if self.batch_size is None else self.batch_size,
+            lr=lr if self.lr is None else self.lr,
+        )
+
+    @property
+    def batch(self) -> int:
+        """`batch_size` once filled in (`for_precision`): a run's steps need one."""
+        if self.batch_size is None:
+            raise ValueError("batch_size is chosen by the precision: call for_precision first")
+        return self.batch_size
+
+    @property
+    def peak_lr(self) -> float:
+        """`lr` once filled in (`for_precision`)."""
+        if self.lr is None:
+            raise ValueError("lr is chosen by the precision: call for_precision first")
+        return self.lr
+
+
+#: Options that default to None, meaning "chosen when the run starts" (and kept in its checkpoint).
+CHOSEN_BY_THE_RUN = frozenset({"dropout", "batch_size", "lr"})
+
 
 def resume_conflicts(saved: TrainConfig, wanted: TrainConfig) -> list[str]:
     """The options that differ between a checkpoint's config and a resume request, as flags."""
@@ -158,8 +189,8 @@ def resume_conflicts(saved: TrainConfig, wanted: TrainConfig) -> list[str]:
         for f in fields(TrainConfig)
         if f.name not in RESUMABLE_FIELDS
         and getattr(saved, f.name) != getattr(wanted, f.name)
-        # No --dropout means "whatever the run chose", not a different value.
-        and not (f.name == "dropout" and wanted.dropout is None)
+        # No --dropout (--batch-size, --lr) means "whatever the run chose", not another value.
+        and not (f.name in CHOSEN_BY_THE_RUN and getattr(wanted, f.name) is None)
     ]
 
 

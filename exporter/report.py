@@ -40,9 +40,11 @@ class RunSummary:
 def describe_recipe(config: TrainConfig) -> str:
     """A recipe in a few words: `lstm 2x256 e64 T64 B32 lr0.01 carry do0.3`."""
     carry = "carry" if config.carry_state else "random"
+    batch = "auto" if config.batch_size is None else str(config.batch_size)
+    lr = "auto" if config.lr is None else f"{config.lr:g}"
     text = (
         f"{config.cell} {config.layers}x{config.hidden} e{config.embedding} "
-        f"T{config.seq_len} B{config.batch_size} lr{config.lr:g} {carry}"
+        f"T{config.seq_len} B{batch} lr{lr} {carry}"
     )
     if config.dropout:
         text += f" do{config.dropout:g}"
@@ -66,7 +68,7 @@ def summarize_run(run_dir: Path) -> RunSummary:
     steps, seconds = int(latest["step"]), float(latest.get("elapsed") or 0.0)
     metrics = run_dir / METRICS_FILE
     rows = read_metrics(metrics) if metrics.is_file() else rows_from_history(latest)
-    tokens = steps * config.batch_size * config.seq_len
+    tokens = steps * config.batch * config.seq_len
     return RunSummary(
         name=run_dir.name or str(run_dir),
         best_val_loss=None if loss is None else float(loss),

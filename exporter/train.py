@@ -135,7 +135,10 @@ def _set_up(
     saved: Checkpoint | None = None
     if resume:
         saved = _load_for_resume(last_path, config)
-        config = config.replace(dropout=saved["train_config"]["dropout"])
+        chosen = saved["train_config"]
+        config = config.replace(
+            dropout=chosen["dropout"], batch_size=chosen["batch_size"], lr=chosen["lr"]
+        )
         if not paths:
             paths = [Path(f["path"]) for f in saved["corpus"]["files"]]
     elif last_path.exists() and not overwrite:
@@ -143,6 +146,7 @@ def _set_up(
             f"{out_dir} already holds a training run; pass --resume to continue it, --overwrite "
             "to start again, or another --out"
         )
+    config = config.for_precision(precision.name)  # the batch and learning rate not given
     corpus = read_corpora(paths, config.corpus_format, DiscordOptions.of(config))
     if on_corpus is not None:
         on_corpus(corpus.summary())
@@ -199,7 +203,7 @@ def learning_rate(config: TrainConfig, step: int, elapsed: float) -> float:
     fraction, so that a run bounded only by `max_minutes` still ends at the low learning rate.
     """
     if step < config.warmup_steps:
-        return config.lr * (step + 1) / config.warmup_steps
+        return config.peak_lr * (step + 1) / config.warmup_steps
     fractions = [0.0]
     if config.max_steps is not None:
         decay_steps = max(1, config.max_steps - config.warmup_steps)
@@ -208,7 +212,7 @@ def learning_rate(config: TrainConfig, step: int, elapsed: float) -> float:
         fractions.append(elapsed / (60.0 * config.max_minutes))
     progress = min(1.0, max(fractions))
     cosine = 0.5 * (1.0 + math.cos(math.pi * progress))  # 1 -> 0
-    return config.lr * (config.min_lr_ratio + (1.0 - config.min_lr_ratio) * cosine)
+    return config.peak_lr * (config.min_lr_ratio + (1.0 - config.min_lr_ratio) * cosine)
 
 
 def make_optimizer(model: CharRNN, config: TrainConfig) -> torch.optim.AdamW:
@@ -220,7 +224,7 @@ def make_optimizer(model: CharRNN, config: TrainConfig) -> torch.optim.AdamW:
         {"params": no_decay, "weight_decay": 0.0},
     ]
     # The fused implementation runs the whole update in one kernel per device: a little faster.
-    return torch.optim.AdamW(groups, lr=config.lr, betas=(0.9, 0.99), fused=True)
+    return torch.optim.AdamW(groups, lr=config.peak_lr, betas=(0.9, 0.99), fused=True)
 
 
 class Trainer:
@@ -262,7 +266,7 @@ class Trainer:
         self.model = CharRNN(model_config).to(device)
         self.optimizer = make_optimizer(self.model, config)
         self.batches = make_batches(
-            splits.train, config.batch_size, config.seq_len, config.carry_state, config.seed
+            splits.train, config.batch, config.seq_len, config.carry_state, config.seed
         )
         self.val_x, self.val_y = eval_streams(splits.val)  # each (S, L)
         # The periodic validation reads the first columns of the streams: a fixed sample.
@@ -297,7 +301,7 @@ class Trainer:
         x = batch.x.to(self.device, non_blocking=True)  # (B, T)
         y = batch.y.to(self.device, non_blocking=True)  # (B, T)
         if batch.fresh or self.carried is None:
-            state = self.model.initial_state(cfg.batch_size, self.device)
+            state = self.model.initial_state(cfg.batch, self.device)
         else:
             state = self.carried
         self.lr = lr = learning_rate(cfg, self.step, self.elapsed)
@@ -395,7 +399,7 @@ class Trainer:
                 self.lr,
                 self.train_loss[self.logged_losses :],
                 val_loss,
-                self.config.batch_size * self.config.seq_len,
+                self.config.batch * self.config.seq_len,
             )
             self.logged_losses = len(self.train_loss)
         self.saved_step = self.step
@@ -502,7 +506,7 @@ class Trainer:
             raise self._interrupted(consistent) from None
         finally:
             bar.close()
-        tokens = (self.step - start_step) * cfg.batch_size * cfg.seq_len
+        tokens = (self.step - start_step) * cfg.batch * cfg.seq_len
         return TrainResult(
             best_path=self.best_path,
             last_path=self.last_path,
@@ -566,7 +570,7 @@ class _ProgressBar:
         seconds = time.perf_counter() - self.start_time
         steps = step - self.start_step
         if seconds > 0 and steps > 0:
-            self.stats["tok/s"] = f"{steps * cfg.batch_size * cfg.seq_len / seconds:,.0f}"
+            self.stats["tok/s"] = f"{steps * cfg.batch * cfg.seq_len / seconds:,.0f}"
             left = []
             if cfg.max_steps is not None:
                 left.append((cfg.max_steps - step) * seconds / steps)

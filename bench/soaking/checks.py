@@ -34,17 +34,20 @@ def explain(requests: Sequence[Request], faults: Sequence[Fault], judge: Judge) 
             for s, (start, end) in windows
         )
 
+    # What the test server recorded (a refused late response, an answer given up on 429s) goes
+    # before what is inferred from timing: a request stuck since a 429 storm is still unanswered
+    # when a later kill marks its shard's requests in flight.
     for request in requests:
         if request.status != "unanswered":
             request.reason = ""
-        elif request.killed_by is not None:
-            request.reason = ledger.KILLED
-        elif in_window(request):
-            request.reason = ledger.SHARD_DOWN
         elif judge.too_late(request):
             request.reason = ledger.TOO_LATE
         elif judge.gave_up(request):
             request.reason = ledger.GAVE_UP
+        elif request.killed_by is not None:
+            request.reason = ledger.KILLED
+        elif in_window(request):
+            request.reason = ledger.SHARD_DOWN
         else:
             request.reason = ledger.UNEXPLAINED
 

@@ -15,7 +15,6 @@ import os
 import secrets
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -28,6 +27,7 @@ from urllib.parse import urlsplit, urlunsplit
 import asyncpg
 
 from bot.testing import FakeDiscord, FakeMember, FakeUser, World, default_world, discord_env
+from bot.testing.ports import free_port
 from tests.postgres import with_database
 from tests.tcpproxy import TcpProxy
 from tests.tinymodels import TINY_LSTM, widened
@@ -87,13 +87,6 @@ def die_with_parent() -> None:
     (Linux's parent-death signal follows the forking thread)."""
     if _PRCTL is not None:
         _PRCTL(PR_SET_PDEATHSIG, int(signal.SIGKILL))
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 def with_port(url: str, port: int) -> str:

@@ -14,6 +14,7 @@ import exporter.cli
 from exporter.checkpoint import load_checkpoint
 from exporter.cli import build_parser, main, train_config
 from exporter.config import TrainConfig
+from exporter.precision import resolve_precision
 from exporter.train import TrainResult, train
 
 # Tiny model options, as a user would type them.
@@ -103,7 +104,8 @@ def test_corpus_too_short(tmp_path: Path, capsys: pytest.CaptureFixture[str]) ->
     status, _, err = run(
         capsys, "train", str(short), "--out", str(tmp_path / "run"), "--seq-len", "64"
     )
-    needed = TrainConfig().batch_size * 64 + 1  # the default streams of 64 tokens, plus one
+    precision = resolve_precision("auto", torch.device("cpu")).name  # what the run picks here
+    needed = TrainConfig().for_precision(precision).batch * 64 + 1  # its streams of 64, plus one
     assert status == 1 and f"needs {needed} tokens" in err and "has 90" in err
     assert_one_sentence(err)
 

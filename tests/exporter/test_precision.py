@@ -16,6 +16,7 @@ import torch
 import exporter.precision
 from exporter.checkpoint import load_checkpoint, training_metadata
 from exporter.cli import main as exporter_main
+from exporter.config import RECIPE_BY_PRECISION, TrainConfig
 from exporter.errors import TrainingInterrupted
 from exporter.precision import cpuinfo_native_bf16, resolve_precision
 from exporter.train import train
@@ -133,3 +134,28 @@ def test_a_bf16_resume_is_exact(tmp_path: Path, corpus: Path) -> None:
     resumed = train(config, [corpus], tmp_path / "split", progress=False, resume=True)
     assert resumed.train_loss == whole.train_loss and resumed.val_history == whole.val_history
     assert_same_run(whole.last_path, resumed.last_path)
+
+
+def test_the_batch_and_learning_rate_follow_the_precision_unless_given() -> None:
+    unset = TrainConfig(max_steps=10)
+    assert (unset.batch_size, unset.lr) == (None, None)
+    for name, (batch, lr) in RECIPE_BY_PRECISION.items():
+        filled = unset.for_precision(name)
+        assert (filled.batch, filled.peak_lr) == (batch, lr)
+    given = unset.replace(batch_size=8, lr=3e-3).for_precision("bf16")
+    assert (given.batch, given.peak_lr) == (8, 3e-3)
+    with pytest.raises(ValueError, match="for_precision"):
+        _ = unset.batch
+
+
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+def test_a_run_keeps_the_recipe_its_precision_chose(
+    tmp_path: Path, corpus: Path, precision: str
+) -> None:
+    config = tiny_config(batch_size=None, lr=None, max_steps=4, precision=precision)
+    train(config, [corpus], tmp_path / "run", progress=False)
+    saved = load_checkpoint(tmp_path / "run" / "last.pt")["train_config"]
+    assert (saved["batch_size"], saved["lr"]) == RECIPE_BY_PRECISION[precision]
+    # A resume that gives neither goes on with what the run chose, not a conflict.
+    resumed = train(config.replace(max_steps=6), [], tmp_path / "run", progress=False, resume=True)
+    assert resumed.steps == 6

@@ -1,11 +1,10 @@
-"""Helpers for the operations tests: a free port, the endpoints over HTTP, the process's sockets."""
+"""Helpers for the operations tests: the endpoints over HTTP, the process's sockets."""
 
 from __future__ import annotations
 
 import asyncio
 import json
 import os
-import socket
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -14,13 +13,6 @@ from prometheus_client.parser import text_string_to_metric_families
 
 #: A sample's name and its labels, sorted: ("charbot_completions_total", (("model", "tiny"), ...))
 SampleKey = tuple[str, tuple[tuple[str, str], ...]]
-
-
-def free_port() -> int:
-    """A port nobody listens on now (the kernel's pick; closed again before the bot binds it)."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 async def http_get(port: int, path: str) -> tuple[int, str]:

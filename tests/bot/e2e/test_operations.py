@@ -23,8 +23,9 @@ from bot.generation.model import LoadedModel
 from bot.generation.params import WORD_END_SLACK
 from bot.ops.health import gateway_verdict, shard_states
 from bot.testing import CLIENT_KWARGS, FakeDiscord, InteractionHandle, running_bot, running_client
+from bot.testing.ports import free_port
 from tests.bot.e2e.conftest import write_config
-from tests.bot.e2e.ops import eventually, free_port, listening_ports, probe, scrape
+from tests.bot.e2e.ops import eventually, listening_ports, probe, scrape
 from tests.bot.e2e.reliability import bot_process
 
 LENGTH = 40  # write_config's generation.length; the tiny model is char-level: 40 characters

@@ -17,7 +17,6 @@ import asyncio
 import contextlib
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -29,6 +28,7 @@ import pytest
 import ray
 
 from bot.serving.cli import OBJECT_STORE_BYTES
+from bot.testing.ports import free_port
 from tests.tinymodels import TINY_LSTM, TINY_PLAY, widened
 
 ROWS = 4  # each engine's batch
@@ -54,13 +54,6 @@ class Served:
     @property
     def auth(self) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.key}"}
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 PLAY_SPEAKER = "HAMLET"  # the "play" model's chat_name

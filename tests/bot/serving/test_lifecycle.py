@@ -28,7 +28,8 @@ import httpx
 import pytest
 
 from bot.serving import leftovers
-from tests.bot.serving.conftest import REPO, free_port, serve_config, wait_until_serving
+from bot.testing.ports import free_port
+from tests.bot.serving.conftest import REPO, serve_config, wait_until_serving
 from tests.tinymodels import TINY_LSTM, widened
 
 pytestmark = [

@@ -16,7 +16,7 @@ import uvicorn
 
 from bot.generation.params import EngineConfig
 from bot.serving.server import ApiKey, Drain, ModelDeployment, ModelServer, build_app
-from tests.bot.serving.conftest import free_port
+from bot.testing.ports import free_port
 from tests.tinymodels import TINY_LSTM, widened
 
 

@@ -15,7 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.bot.serving.conftest import REPO, free_port
+from bot.testing.ports import free_port
+from tests.bot.serving.conftest import REPO
 from tests.tinymodels import TINY_LSTM, widened
 
 # It starts a Ray cluster of its own (in a process of its own), not through the `served` fixture.

@@ -138,6 +138,14 @@ def main(tiny: Path, wide: Path, port: int) -> dict[str, Any]:
         deploy(models, replicas=2)
         result = asyncio.run(scenario(cluster, worker, port))
         result["cluster_nodes"] = all_nodes
+        # The GCS marks a node dead after missed health checks (seconds after Serve has already
+        # replaced the replica it held): wait for it, bounded, rather than read it too soon.
+        marked = time.monotonic()
+        while worker.node_id in {n["id"] for n in alive_nodes()}:
+            if time.monotonic() - marked > DEADLINE:
+                break
+            time.sleep(0.5)
+        result["marked_dead_after_seconds"] = round(time.monotonic() - marked, 1)
         result["nodes_after"] = alive_nodes()
     finally:
         serve.shutdown()  # type: ignore[no-untyped-call]
