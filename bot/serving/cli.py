@@ -27,6 +27,7 @@ import signal
 import socket
 import sys
 import threading
+import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -142,8 +143,8 @@ def run_serve(config: Config, args: argparse.Namespace) -> int:
     api_key = read_api_key(args.api_key_file, os.environ)
     cpus = cpus_per_replica(models)
     # First: a crashed server's leftover proxy may still hold the port checked next.
-    leftovers.clean_up(records())
-    check_before_ray(models, args)
+    stopped = leftovers.clean_up(records())
+    check_before_ray(models, args, PORT_RELEASE_SECONDS if stopped else 0.0)
     if not args.address:
         check_resources(args.replicas, cpus, args.gpus_per_replica, local_resources())
     if api_key is None and not is_loopback(args.host):
@@ -224,8 +225,15 @@ def records() -> Path:
     return leftovers.records_dir(Path(get_default_ray_temp_dir()))  # type: ignore[no-untyped-call]
 
 
-def check_before_ray(models: Sequence[ModelDeployment], args: argparse.Namespace) -> None:
-    """What can be refused in one sentence before Ray starts (else a traceback or a hang there)."""
+#: Seconds a port in use is waited for after a crashed server's leftovers were stopped.
+PORT_RELEASE_SECONDS = 10.0
+
+
+def check_before_ray(
+    models: Sequence[ModelDeployment], args: argparse.Namespace, wait: float = 0.0
+) -> None:
+    """What can be refused in one sentence before Ray starts (else a traceback or a hang there);
+    a port in use is waited for up to `wait` seconds (leftovers just stopped release theirs)."""
     if not 1 <= args.port <= 65535:
         raise ServeError(f"--port must be between 1 and 65535, not {args.port}.")
     metrics = args.ray_metrics_port
@@ -243,31 +251,37 @@ def check_before_ray(models: Sequence[ModelDeployment], args: argparse.Namespace
     for model in models:
         if not Path(model.path).is_file():
             raise ServeError(f"The model file of {model.name!r} does not exist: {model.path}.")
-    check_port_free(args.host, args.port)
+    check_port_free(args.host, args.port, wait=wait)
     if metrics:
-        check_port_free(LOCAL_NODE_IP, metrics, "--metrics-port")
+        check_port_free(LOCAL_NODE_IP, metrics, "--metrics-port", wait=wait)
     if args.address and args.address != "auto":
         check_reachable(args.address)
 
 
-def check_port_free(host: str, port: int, option: str = "--port") -> None:
+def check_port_free(host: str, port: int, option: str = "--port", wait: float = 0.0) -> None:
     """Refuse a port another process listens on: Serve's proxy would share it (SO_REUSEPORT) and
-    the kernel would split the requests between the two servers."""
+    the kernel would split the requests between the two servers. Tried again for `wait` seconds:
+    the processes a crashed server left, just stopped, may not have let go of it yet."""
     try:
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
     except socket.gaierror as exc:
         raise ServeError(f"--host {host} is not an address of this machine: {exc}.") from exc
     family, kind, proto, _, address = infos[0]
-    with socket.socket(family, kind, proto) as probe:
-        # REUSEADDR: a port whose last connections linger in TIME_WAIT is free to listen on.
-        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            probe.bind(address)
-        except OSError as exc:
-            raise ServeError(
-                f"Port {port} on {host} ({option}) is already in use (another `bot serve`?): "
-                f"{exc.strerror or exc}."
-            ) from exc
+    deadline = time.monotonic() + wait
+    while True:
+        with socket.socket(family, kind, proto) as probe:
+            # REUSEADDR: a port whose last connections linger in TIME_WAIT is free to listen on.
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                probe.bind(address)
+                return
+            except OSError as exc:
+                if time.monotonic() >= deadline:
+                    raise ServeError(
+                        f"Port {port} on {host} ({option}) is already in use (another `bot "
+                        f"serve`?): {exc.strerror or exc}."
+                    ) from exc
+        time.sleep(0.2)
 
 
 def check_reachable(address: str) -> None:
