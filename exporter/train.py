@@ -44,7 +44,7 @@ from exporter.checkpoint import (
     save_checkpoint,
     set_rng_state,
 )
-from exporter.config import TrainConfig, resume_conflicts
+from exporter.config import CHOSEN_BY_THE_RUN, TrainConfig, resume_conflicts
 from exporter.data import Corpus, Splits, encode_splits, eval_streams, make_batches, read_corpora
 from exporter.discord_export import DiscordOptions
 from exporter.errors import (
@@ -136,9 +136,7 @@ def _set_up(
     if resume:
         saved = _load_for_resume(last_path, config)
         chosen = saved["train_config"]
-        config = config.replace(
-            dropout=chosen["dropout"], batch_size=chosen["batch_size"], lr=chosen["lr"]
-        )
+        config = config.replace(**{name: chosen[name] for name in CHOSEN_BY_THE_RUN})
         if not paths:
             paths = [Path(f["path"]) for f in saved["corpus"]["files"]]
     elif last_path.exists() and not overwrite:

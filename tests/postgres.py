@@ -32,7 +32,8 @@ def with_database(url: str, database: str) -> str:
     return urlunsplit((parts.scheme, parts.netloc, "/" + database, parts.query, parts.fragment))
 
 
-async def _admin(url: str, statement: str) -> None:
+async def run_admin(url: str, statement: str) -> None:
+    """One statement on a connection of its own (CREATE/DROP DATABASE cannot run in a pool's)."""
     conn = await asyncpg.connect(url, timeout=5)
     try:
         await conn.execute(statement)
@@ -46,7 +47,7 @@ def postgres_database() -> Iterator[str]:
     admin = os.environ.get(URL_ENV) or DEFAULT_URL
     name = f"charbot_test_{os.getpid()}_{secrets.token_hex(3)}"
     try:
-        asyncio.run(_admin(admin, f'CREATE DATABASE "{name}"'))
+        asyncio.run(run_admin(admin, f'CREATE DATABASE "{name}"'))
     except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
         message = (
             f"no PostgreSQL at {mask_url(admin)} ({type(exc).__name__}); set {URL_ENV} to a "
@@ -58,7 +59,7 @@ def postgres_database() -> Iterator[str]:
     try:
         yield with_database(admin, name)
     finally:
-        asyncio.run(_admin(admin, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        asyncio.run(run_admin(admin, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
 
 @pytest_asyncio.fixture

@@ -24,11 +24,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
-import asyncpg
-
 from bot.testing import FakeDiscord, FakeMember, FakeUser, World, default_world, discord_env
 from bot.testing.ports import free_port
-from tests.postgres import with_database
+from tests.postgres import kill_connections, run_admin, with_database
 from tests.tcpproxy import TcpProxy
 from tests.tinymodels import TINY_LSTM, widened
 
@@ -112,29 +110,14 @@ class Database:
         """The URL the bots use: through the relay."""
         return with_port(self.url, self.proxy.port)
 
-    async def _admin(self, statement: str) -> None:
-        conn = await asyncpg.connect(self.admin_url, timeout=10)
-        try:
-            await conn.execute(statement)
-        finally:
-            await conn.close()
-
     async def create(self) -> None:
-        await self._admin(f'CREATE DATABASE "{self.name}"')
+        await run_admin(self.admin_url, f'CREATE DATABASE "{self.name}"')
         self.created = True
         await self.proxy.start()
 
     async def terminate_connections(self) -> int:
         """pg_terminate_backend on every connection to the run's database but this one."""
-        conn = await asyncpg.connect(self.url, timeout=10)
-        try:
-            killed = await conn.fetchval(
-                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
-                " WHERE datname = current_database() AND pid <> pg_backend_pid()"
-            )
-            return int(killed)
-        finally:
-            await conn.close()
+        return await kill_connections(self.url)
 
     async def cut(self) -> None:
         await self.proxy.stop()
@@ -145,7 +128,7 @@ class Database:
     async def drop(self) -> None:
         await self.proxy.stop()
         if self.created:
-            await self._admin(f'DROP DATABASE IF EXISTS "{self.name}" WITH (FORCE)')
+            await run_admin(self.admin_url, f'DROP DATABASE IF EXISTS "{self.name}" WITH (FORCE)')
             self.created = False
 
 
