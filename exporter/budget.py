@@ -21,6 +21,7 @@ import torch
 import torch.nn.functional as F
 
 from exporter.config import TrainConfig
+from exporter.precision import FP32, Precision
 from models.charrnn import CharRNN, CharRNNConfig
 
 NO_DROPOUT_EPOCHS = 4.0
@@ -54,7 +55,7 @@ def measure_throughput(
     config: TrainConfig,
     vocab_size: int,
     device: torch.device,
-    autocast_dtype: torch.dtype | None = None,
+    precision: Precision = FP32,
     steps: int = 6,
 ) -> float:
     """Training tokens per second of the run's model on this machine, in the run's precision,
@@ -74,9 +75,7 @@ def measure_throughput(
             if device.type == "cuda":
                 torch.cuda.synchronize()
             started = time.perf_counter()
-        with torch.autocast(
-            device.type, dtype=autocast_dtype or torch.float32, enabled=autocast_dtype is not None
-        ):
+        with precision.forward(device):
             logits, _ = model(x, model.initial_state(config.batch, device))
         loss = F.cross_entropy(logits.float().flatten(0, 1), y.flatten())
         optimizer.zero_grad(set_to_none=True)
@@ -92,7 +91,7 @@ def choose_dropout(
     train_tokens: int,
     vocab_size: int,
     device: torch.device,
-    autocast_dtype: torch.dtype | None = None,
+    precision: Precision = FP32,
 ) -> float:
     """`config.dropout` when given, else the dropout for the run's planned epochs (a time budget
     is measured in the run's precision: bf16 reads more of the corpus in the same minutes)."""
@@ -100,5 +99,5 @@ def choose_dropout(
         return config.dropout
     throughput = 0.0
     if config.max_minutes is not None:
-        throughput = measure_throughput(config, vocab_size, device, autocast_dtype)
+        throughput = measure_throughput(config, vocab_size, device, precision)
     return dropout_for_epochs(planned_epochs(config, train_tokens, throughput))

@@ -7,15 +7,20 @@ and the loss stay fp32, and the exported model is fp32 whatever the steps ran in
 `--precision auto` picks bf16 on a GPU that supports it and on a CPU that computes it natively:
 AVX512-BF16 (Intel Cooper Lake and later, AMD Zen 4 and later) or AMX-BF16 (Intel Sapphire Rapids
 and later), where oneDNN runs the LSTM in bf16 about 1.7x faster than in fp32 (docs/training.md).
-A CPU without them would emulate bf16, slower than fp32, so auto keeps fp32 there. The detection
+A CPU without them emulates bf16, far slower than fp32, so auto keeps fp32 there. The detection
 asks torch first (its CPU capability table, or its private helpers in versions without the
-table), then the CPU's flags in /proc/cpuinfo. A wrong answer costs speed, never correctness.
+table), then the CPU's flags in /proc/cpuinfo. A wrong answer costs speed, never correctness:
+on a CPU without native bf16 oneDNN builds no bf16 LSTM at all (torch raises "could not create a
+primitive descriptor"), so bf16 steps there, asked for or wrongly chosen, run torch's own kernels
+instead (`Precision.onednn`, found by trying the run's cell once: `onednn_runs_bf16`).
 """
 
 from __future__ import annotations
 
+import functools
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -23,6 +28,7 @@ from typing import Any, Literal
 import torch
 
 from exporter.errors import DeviceError
+from models.charrnn import CharRNN, CharRNNConfig
 
 log = logging.getLogger(__name__)
 
@@ -42,14 +48,34 @@ class Precision:
 
     name: StepPrecision
     reason: str
+    # False where oneDNN has no bf16 kernel for the run's cell on this CPU: the steps then run
+    # torch's own kernels (slow, the same arithmetic).
+    onednn: bool = True
 
     @property
     def autocast_dtype(self) -> torch.dtype | None:
         return torch.bfloat16 if self.name == "bf16" else None
 
+    @contextmanager
+    def forward(self, device: torch.device) -> Iterator[None]:
+        """What a training step's forward pass runs under: bf16 autocast or none, and oneDNN
+        turned off where it cannot run the cell (the backward pass follows the forward's
+        kernels)."""
+        bf16 = self.name == "bf16"
+        with ExitStack() as stack:
+            stack.enter_context(
+                torch.autocast(device.type, dtype=torch.bfloat16 if bf16 else None, enabled=bf16)
+            )
+            if bf16 and not self.onednn and device.type == "cpu":
+                stack.enter_context(_without_onednn())
+            yield
+
     def describe(self) -> str:
         """`bf16 autocast (chosen by auto: ...)`: what a person reads in the log."""
         return f"{'bf16 autocast' if self.name == 'bf16' else 'fp32'} ({self.reason})"
+
+
+FP32 = Precision("fp32", "asked for")
 
 
 def cpu_native_bf16() -> str | None:
@@ -83,6 +109,30 @@ def _torch_capabilities() -> Mapping[str, Any] | None:
     return {"amx_bf16": bool(amx()) if callable(amx) else False, "avx512_bf16": avx512_bf16()}
 
 
+@functools.cache
+def onednn_runs_bf16(cell: str) -> bool:
+    """Whether oneDNN runs `cell` under bf16 autocast on this CPU, tried on a one-unit model: on a
+    CPU without native bf16 it has no bf16 LSTM (torch raises) though its GRU and RNN run."""
+    probe = CharRNN(CharRNNConfig(vocab_size=2, cell=cell, layers=1, hidden=1, embedding=1))
+    tokens = torch.zeros(1, 1, dtype=torch.long)
+    try:
+        with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+            probe(tokens, probe.initial_state(1))
+    except RuntimeError:
+        return False
+    return True
+
+
+@contextmanager
+def _without_onednn() -> Iterator[None]:
+    enabled = torch._C._get_mkldnn_enabled()
+    torch._C._set_mkldnn_enabled(False)
+    try:
+        yield
+    finally:
+        torch._C._set_mkldnn_enabled(enabled)
+
+
 def cpuinfo_native_bf16(cpuinfo: str) -> str | None:
     """The native-bf16 feature named on the first `flags` line of /proc/cpuinfo's text."""
     for line in cpuinfo.splitlines():
@@ -94,22 +144,33 @@ def cpuinfo_native_bf16(cpuinfo: str) -> str | None:
 
 
 def resolve_precision(
-    name: str, device: torch.device, detect: Bf16Detector | None = None
+    name: str, device: torch.device, cell: str = "lstm", detect: Bf16Detector | None = None
 ) -> Precision:
-    """The precision for `--precision NAME` on `device`; `detect` defaults to
-    `cpu_native_bf16` (looked up when called, so a test may replace it)."""
+    """The precision for `--precision NAME` on `device`, for a model of `cell`s; `detect`
+    defaults to `cpu_native_bf16` (looked up when called, so a test may replace it)."""
     if name == "fp32":
-        return Precision("fp32", "asked for")
-    cuda_bf16 = device.type == "cuda" and torch.cuda.is_bf16_supported()
-    if name == "bf16":
-        if device.type == "cuda" and not cuda_bf16:
-            raise DeviceError("--precision bf16 was asked for, but this GPU does not support bf16")
-        return Precision("bf16", "asked for")
+        return FP32
     if device.type == "cuda":
+        cuda_bf16 = torch.cuda.is_bf16_supported()
+        if name == "bf16" and not cuda_bf16:
+            raise DeviceError("--precision bf16 was asked for, but this GPU does not support bf16")
+        if name == "bf16":
+            return Precision("bf16", "asked for")
         if cuda_bf16:
             return Precision("bf16", "chosen by auto: this GPU supports bf16")
         return Precision("fp32", "chosen by auto: this GPU does not support bf16")
     feature = (detect or cpu_native_bf16)()
+    if name == "bf16":
+        if feature is None:
+            log.warning(
+                "--precision bf16 on a CPU without native bf16 (AVX512-BF16 or AMX): the steps "
+                "are emulated, many times slower than fp32 (docs/training.md); auto would "
+                "pick fp32"
+            )
+            reason = "asked for, emulated: this CPU has no native bf16"
+            return Precision("bf16", reason, onednn_runs_bf16(cell))
+        return Precision("bf16", "asked for", onednn_runs_bf16(cell))
     if feature is not None:
-        return Precision("bf16", f"chosen by auto: this CPU computes bf16 natively ({feature})")
+        reason = f"chosen by auto: this CPU computes bf16 natively ({feature})"
+        return Precision("bf16", reason, onednn_runs_bf16(cell))
     return Precision("fp32", "chosen by auto: this CPU has no native bf16 (AVX512-BF16 or AMX)")

@@ -103,7 +103,7 @@ def train(
     """
     paths = [Path(p) for p in corpus_paths]
     device = resolve_device(config.device)
-    precision = resolve_precision(config.precision, device)
+    precision = resolve_precision(config.precision, device, config.cell)
     if config.threads:
         torch.set_num_threads(config.threads)
     out_dir = Path(out_dir)
@@ -169,9 +169,7 @@ def _set_up(
             ", ".join(repr(p) for p in splits.unknown_examples),
         )
     if config.dropout is None:
-        dropout = choose_dropout(
-            config, len(splits.train), tokenizer.vocab_size, device, precision.autocast_dtype
-        )
+        dropout = choose_dropout(config, len(splits.train), tokenizer.vocab_size, device, precision)
         log.info("dropout %.2f, chosen from the run's budget and corpus size", dropout)
         config = config.replace(dropout=dropout)
     log.info("precision: %s", precision.describe())
@@ -244,7 +242,6 @@ class Trainer:
         self.corpus = corpus
         self.device = device
         self.precision = precision
-        self.autocast_dtype = precision.autocast_dtype
         if device.type == "cuda":
             # cuDNN runs the LSTM/GRU/RNN; let it pick the fastest kernels for these fixed shapes.
             torch.backends.cudnn.benchmark = True
@@ -305,11 +302,7 @@ class Trainer:
         self.lr = lr = learning_rate(cfg, self.step, self.elapsed)
         for group in self.optimizer.param_groups:
             group["lr"] = lr
-        with torch.autocast(
-            self.device.type,
-            dtype=self.autocast_dtype or torch.float32,
-            enabled=self.autocast_dtype is not None,
-        ):
+        with self.precision.forward(self.device):
             logits, state_out = self.model(x, state)  # (B, T, vocab), (layers * k, B, H)
         # The loss in fp32 whatever the steps ran in: a softmax over the vocabulary needs it.
         loss = F.cross_entropy(logits.float().view(-1, logits.size(-1)), y.reshape(-1))

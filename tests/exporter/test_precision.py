@@ -2,7 +2,9 @@
 
 Whether this machine's CPU computes bf16 natively does not matter here: the tests hand the trainer
 their own answer through the detector (`exporter.precision.cpu_native_bf16`), and bf16 autocast
-runs on any CPU (emulated where it is not native: slower, the same arithmetic).
+runs on any CPU (emulated where it is not native: slower, the same arithmetic). On a CPU without
+native bf16 (an AVX2 AMD EPYC, say) oneDNN has no bf16 LSTM, so every bf16 run below goes through
+the trainer's fallback to torch's own kernels there (`Precision.onednn`).
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from exporter.checkpoint import load_checkpoint, training_metadata
 from exporter.cli import main as exporter_main
 from exporter.config import RECIPE_BY_PRECISION, TrainConfig
 from exporter.errors import TrainingInterrupted
-from exporter.precision import cpuinfo_native_bf16, resolve_precision
+from exporter.precision import Precision, cpuinfo_native_bf16, resolve_precision
 from exporter.train import train
 from tests.exporter.conftest import tiny_config
 from tests.exporter.test_train import assert_same_run, stop_at
@@ -56,6 +58,44 @@ def test_auto_follows_the_detector_on_a_cpu() -> None:
     # An explicit choice is obeyed whatever the CPU.
     assert resolve_precision("bf16", CPU, detect=lambda: None).name == "bf16"
     assert resolve_precision("fp32", CPU, detect=lambda: "amx_bf16").name == "fp32"
+
+
+def test_bf16_asked_for_on_a_cpu_without_it_is_obeyed_with_a_warning(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    with caplog.at_level(logging.WARNING, logger="exporter"):
+        emulated = resolve_precision("bf16", CPU, detect=lambda: None)
+    assert emulated.name == "bf16" and "emulated" in emulated.reason
+    assert "many times slower than fp32" in caplog.text
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="exporter"):
+        assert resolve_precision("bf16", CPU, detect=lambda: "avx512_bf16").reason == "asked for"
+    assert not caplog.records
+
+
+@pytest.mark.parametrize("cell", ["lstm", "gru", "rnn"])
+def test_bf16_steps_use_onednn_where_it_runs_the_cell(
+    monkeypatch: pytest.MonkeyPatch, cell: str
+) -> None:
+    answer = exporter.precision.onednn_runs_bf16(cell)
+    assert isinstance(answer, bool)
+    assert resolve_precision("bf16", CPU, cell, detect=lambda: "amx_bf16").onednn is answer
+    monkeypatch.setattr(exporter.precision, "onednn_runs_bf16", lambda cell: False)
+    assert resolve_precision("auto", CPU, cell, detect=lambda: "amx_bf16").onednn is False
+    assert resolve_precision("auto", CPU, cell, detect=lambda: None).onednn is True  # fp32
+
+
+def test_without_onednn_the_forward_pass_runs_torchs_own_kernels() -> None:
+    fallback = Precision("bf16", "asked for", onednn=False)
+    assert torch.backends.mkldnn.enabled
+    with fallback.forward(CPU):
+        assert not torch.backends.mkldnn.enabled and torch.is_autocast_enabled("cpu")
+    assert torch.backends.mkldnn.enabled and not torch.is_autocast_enabled("cpu")
+    with pytest.raises(ZeroDivisionError), fallback.forward(CPU):
+        1 / 0  # noqa: B018
+    assert torch.backends.mkldnn.enabled  # turned back on whatever happened
+    with Precision("bf16", "asked for").forward(CPU):
+        assert torch.backends.mkldnn.enabled
 
 
 def test_this_machines_answer_is_one_torch_or_the_flags_give() -> None:
