@@ -20,7 +20,7 @@ from __future__ import annotations
 import functools
 import logging
 from collections.abc import Callable, Iterator, Mapping
-from contextlib import ExitStack, contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -48,8 +48,8 @@ class Precision:
 
     name: StepPrecision
     reason: str
-    # False where oneDNN has no bf16 kernel for the run's cell on this CPU: the steps then run
-    # torch's own kernels (slow, the same arithmetic).
+    # False for bf16 on a CPU whose oneDNN has no bf16 kernel for the run's cell: the steps then
+    # run torch's own kernels (slow, the same arithmetic).
     onednn: bool = True
 
     @property
@@ -61,13 +61,11 @@ class Precision:
         """What a training step's forward pass runs under: bf16 autocast or none, and oneDNN
         turned off where it cannot run the cell (the backward pass follows the forward's
         kernels)."""
-        bf16 = self.name == "bf16"
-        with ExitStack() as stack:
-            stack.enter_context(
-                torch.autocast(device.type, dtype=torch.bfloat16 if bf16 else None, enabled=bf16)
-            )
-            if bf16 and not self.onednn and device.type == "cpu":
-                stack.enter_context(_without_onednn())
+        dtype = self.autocast_dtype
+        with (
+            torch.autocast(device.type, dtype=dtype, enabled=dtype is not None),
+            nullcontext() if self.onednn else _without_onednn(),
+        ):
             yield
 
     def describe(self) -> str:
@@ -160,17 +158,16 @@ def resolve_precision(
             return Precision("bf16", "chosen by auto: this GPU supports bf16")
         return Precision("fp32", "chosen by auto: this GPU does not support bf16")
     feature = (detect or cpu_native_bf16)()
-    if name == "bf16":
-        if feature is None:
-            log.warning(
-                "--precision bf16 on a CPU without native bf16 (AVX512-BF16 or AMX): the steps "
-                "are emulated, many times slower than fp32 (docs/training.md); auto would "
-                "pick fp32"
-            )
-            reason = "asked for, emulated: this CPU has no native bf16"
-            return Precision("bf16", reason, onednn_runs_bf16(cell))
-        return Precision("bf16", "asked for", onednn_runs_bf16(cell))
-    if feature is not None:
+    if name == "auto" and feature is None:
+        return Precision("fp32", "chosen by auto: this CPU has no native bf16 (AVX512-BF16 or AMX)")
+    if name == "auto":
         reason = f"chosen by auto: this CPU computes bf16 natively ({feature})"
-        return Precision("bf16", reason, onednn_runs_bf16(cell))
-    return Precision("fp32", "chosen by auto: this CPU has no native bf16 (AVX512-BF16 or AMX)")
+    elif feature is None:
+        log.warning(
+            "--precision bf16 on a CPU without native bf16 (AVX512-BF16 or AMX): the steps are "
+            "emulated, many times slower than fp32 (docs/training.md); auto would pick fp32"
+        )
+        reason = "asked for, emulated: this CPU has no native bf16"
+    else:
+        reason = "asked for"
+    return Precision("bf16", reason, onednn_runs_bf16(cell))
